@@ -1,0 +1,1 @@
+"""The local stack: installs, starts and checks the real components BMT runs on."""

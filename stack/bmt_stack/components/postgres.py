@@ -1,0 +1,144 @@
+"""PostgreSQL from Debian's packages, in a cluster of its own under the state folder."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from bmt_stack import install, process
+from bmt_stack.components.base import Component, is_root
+from bmt_stack.config import HOST
+
+SERVICE_DATABASES = ("bmt_user", "bmt_mail", "bmt_product", "bmt_showtime", "bmt_order", "bmt_payment")
+# The role every service and Debezium log in with; CREATEDB so tests can make scratch databases.
+APP_ROLE = "bmt"
+OS_USER = "postgres"  # PostgreSQL refuses to run as root
+
+
+def bin_dir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), reverse=True)
+    return Path(found[0]).parent if found else None
+
+
+class Postgres(Component):
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for clients to leave
+    start_timeout = 60.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.port_postgres
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.settings.run / "postgres"
+
+    def _bin(self, tool: str) -> str:
+        found = bin_dir()
+        if found is None:
+            raise process.StartError("PostgreSQL binaries are missing after install")
+        return str(found / tool)
+
+    def install(self) -> None:
+        if bin_dir() is not None:
+            return
+        with install.step("postgres: installing Debian's postgresql package"):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+            subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env)
+
+    def run_as(self) -> str | None:
+        return OS_USER if is_root() else None
+
+    def _own(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if is_root():
+            shutil.chown(path, OS_USER, OS_USER)
+
+    def prepare(self) -> None:
+        self._own(self.socket_dir)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self._own(self.data_dir)
+        pwfile = self.settings.run / "postgres.pw"
+        pwfile.write_text(self.settings.postgres_password.get_secret_value() + "\n")
+        if is_root():
+            shutil.chown(pwfile, OS_USER, OS_USER)
+        try:
+            process.run(
+                [
+                    self._bin("initdb"),
+                    "-D", str(self.data_dir),
+                    "-U", "postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                log_file=self.log_file,
+                user=self.run_as(),
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with (self.data_dir / "pg_hba.conf").open("a") as hba:
+            # Debezium streams over a replication connection: allow it on loopback only.
+            hba.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+
+    def command(self) -> list[str]:
+        return [
+            self._bin("postgres"),
+            "-D", str(self.data_dir),
+            "-c", f"listen_addresses={HOST}",
+            "-c", f"port={self.port}",
+            "-c", f"unix_socket_directories={self.socket_dir}",
+            "-c", "wal_level=logical",
+            "-c", "max_wal_senders=20",
+            "-c", "max_replication_slots=20",
+            "-c", "max_connections=300",
+            # A dev and test cluster: the OS cache survives a kill -9 of postgres, which is
+            # all the fault tests need; skipping fsync keeps the suite fast.
+            "-c", "fsync=off",
+            "-c", "full_page_writes=off",
+        ]
+
+    def health(self) -> str | None:
+        result = subprocess.run(
+            [self._bin("pg_isready"), "-h", HOST, "-p", str(self.port), "-t", "2"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return None if result.returncode == 0 else (result.stdout.strip() or "not accepting")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser over the cluster's own socket."""
+        return process.run(
+            [
+                self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                "-h", str(self.socket_dir), "-p", str(self.port),
+                "-U", "postgres", "-d", database, "-c", sql,
+            ]
+        )
+
+    def after_start(self) -> None:
+        password = self.settings.postgres_password.get_secret_value().replace("'", "''")
+        self.psql(
+            f"""DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                   CREATE ROLE {APP_ROLE} LOGIN REPLICATION CREATEDB PASSWORD '{password}';
+                 END IF;
+               END $$;"""
+        )
+        existing = set(self.psql("SELECT datname FROM pg_database").split())
+        for database in SERVICE_DATABASES:
+            if database not in existing:
+                self.psql(f"CREATE DATABASE {database} OWNER {APP_ROLE}")
+
+    def dsn(self, database: str) -> str:
+        password = self.settings.postgres_password.get_secret_value()
+        return f"postgresql://{APP_ROLE}:{password}@{HOST}:{self.port}/{database}"

@@ -1,0 +1,61 @@
+"""Where the stack keeps its state and cache, and the ports it binds (all on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RECIPES = PROJECT_ROOT / "stack" / "recipes"
+HOST = "127.0.0.1"
+
+
+def _default_cache() -> Path:
+    # Outside the clone on purpose: builds are reused by every clone on the machine (CI included).
+    return Path.home() / ".cache" / "bmt"
+
+
+class StackSettings(BaseSettings):
+    """Every field can be set with an environment variable, e.g. `BMT_PORT_KAFKA=29092`."""
+
+    model_config = SettingsConfigDict(env_prefix="BMT_")
+
+    state_dir: Path = Field(default=PROJECT_ROOT / ".bmt")
+    cache_dir: Path = Field(default_factory=_default_cache)
+
+    port_postgres: int = 55432
+    port_kafka: int = 19092
+    port_kafka_controller: int = 19093
+    port_connect: int = 18083
+    port_moto: int = 15000
+    port_etcd: int = 12379
+    port_etcd_peer: int = 12380
+    port_apiserver: int = 16443
+    port_controller_manager: int = 10257
+
+    postgres_password: SecretStr = SecretStr("bmt")
+
+    kafka_heap: str = "512m"
+    connect_heap: str = "512m"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def data(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.logs, self.run, self.data, self.cache_dir):
+            path.mkdir(parents=True, exist_ok=True)
