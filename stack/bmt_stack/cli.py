@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from bmt_stack import process
 from bmt_stack.components import Component, Tools, all_components
@@ -54,21 +55,19 @@ def up(settings: StackSettings, only: str | None, tools: bool) -> int:
         return outcome
 
     # Independent components start side by side; each waits only for what it needs.
-    with ThreadPoolExecutor(max_workers=len(chosen) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=len(chosen) + 1) as pool:
+        tools_future = pool.submit(Tools(settings).install) if tools and not only else None
         for component in chosen:
             futures[component.name] = pool.submit(start, component)
-        failures = []
-        for name, future in futures.items():
-            try:
-                future.result()
-            except Exception as exc:
-                failures.append((name, exc))
-    if tools and not only:
-        found = Tools(settings).install()
-        for name, path in found.items():
+        waited: dict[str, Future[Any]] = dict(futures)
+        if tools_future is not None:
+            waited["kubectl and helm"] = tools_future
+        failures = [(name, f.exception()) for name, f in waited.items() if f.exception()]
+    if tools_future is not None and tools_future.exception() is None:
+        for name, path in tools_future.result().items():
             print(f"{name:<20} {path}")
-    for name, exc in failures:
-        print(f"\n{name} FAILED: {exc}", file=sys.stderr)
+    for name, error in failures:
+        print(f"\n{name} FAILED: {error}", file=sys.stderr)
     print(f"stack up in {time.monotonic() - started:.1f}s; state in {settings.state_dir}")
     return 1 if failures else 0
 
@@ -85,10 +84,7 @@ def status(settings: StackSettings) -> int:
     unhealthy = 0
     for component in all_components(settings):
         pid = component.pid()
-        if pid is None:
-            health = "not running"
-        else:
-            health = component.health() or "healthy"
+        health = "not running" if pid is None else component.health() or "healthy"
         unhealthy += health != "healthy"
         rows.append((component.name, str(pid or "-"), f"{HOST}:{component.port}", health))
     tools = Tools(settings)
@@ -99,7 +95,9 @@ def status(settings: StackSettings) -> int:
         rows.append((name, "-", "-", f"installed: {link.resolve()}" if ok else "not installed"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3])
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
+        )
     return 1 if unhealthy else 0
 
 

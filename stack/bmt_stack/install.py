@@ -8,6 +8,7 @@ short (Ctrl-C, a killed session) is redone, not trusted.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def go_build(cache: Path, recipe: str, packages: Sequence[str]) -> Path:
         return target / "bin"
     shutil.rmtree(target, ignore_errors=True)
     (target / "bin").mkdir(parents=True)
-    names = ", ".join(p.rsplit("/", 1)[-1] for p in packages)
+    names = ", ".join(binary_name(p) for p in packages)
     with step(f"{recipe}: building {names} with Go (first run only, several minutes)"):
         _check(
             ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "bin"), *packages],
@@ -121,6 +122,14 @@ def go_build(cache: Path, recipe: str, packages: Sequence[str]) -> Path:
     return target / "bin"
 
 
+def binary_name(package: str) -> str:
+    """The file name `go build` gives a command: its last path element, a /vN suffix skipped."""
+    parts = package.split("/")
+    if len(parts) > 1 and parts[-1][1:].isdigit() and parts[-1].startswith("v"):
+        return parts[-2]
+    return parts[-1]
+
+
 def go_install(cache: Path, name: str, package_at_version: str) -> Path:
     """`go install pkg@version` into a cached bin folder; returns the folder."""
     target = cached_dir(cache, name, package_at_version)
@@ -128,8 +137,6 @@ def go_install(cache: Path, name: str, package_at_version: str) -> Path:
         return target / "bin"
     shutil.rmtree(target, ignore_errors=True)
     (target / "bin").mkdir(parents=True)
-    import os
-
     env = {**os.environ, "GOBIN": str(target / "bin")}
     with step(f"{name}: go install {package_at_version} (first run only)"):
         _check(["go", "install", "-trimpath", "-ldflags=-s -w", package_at_version], env=env)

@@ -59,7 +59,9 @@ def spawn(
     """Start `argv` in a session of its own, output appended to `log_file`; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log.write(
+            f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode()
+        )
         log.flush()
         proc = subprocess.Popen(
             list(argv),

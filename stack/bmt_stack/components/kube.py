@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bmt_stack import install
 from bmt_stack.components.base import Component, http_health
-from bmt_stack.config import HOST, StackSettings
+from bmt_stack.config import HOST, RECIPES, StackSettings
 
 KUBE_PACKAGES = (
     "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -31,7 +31,7 @@ CONTROLLERS = "garbagecollector,namespace,serviceaccount,serviceaccount-token"
 
 
 def server_minor() -> int:
-    text = (install.RECIPES / "kube" / "go.mod").read_text()
+    text = (RECIPES / "kube" / "go.mod").read_text()
     found = re.search(r"k8s\.io/kubernetes v1\.(\d+)\.", text)
     assert found, "recipes/kube/go.mod must require k8s.io/kubernetes"
     return int(found.group(1))
@@ -88,9 +88,15 @@ class Pki:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -188,7 +194,8 @@ class Etcd(Component):
         return self.settings.port_etcd
 
     def install(self) -> None:
-        self.binary = install.go_build(self.settings.cache_dir, "etcd", [ETCD_PACKAGE]) / "server"
+        bin_dir = install.go_build(self.settings.cache_dir, "etcd", [ETCD_PACKAGE])
+        self.binary = bin_dir / install.binary_name(ETCD_PACKAGE)
 
     def command(self) -> list[str]:
         client = f"http://{HOST}:{self.port}"

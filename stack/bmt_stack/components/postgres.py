@@ -13,7 +13,14 @@ from bmt_stack import install, process
 from bmt_stack.components.base import Component, is_root
 from bmt_stack.config import HOST
 
-SERVICE_DATABASES = ("bmt_user", "bmt_mail", "bmt_product", "bmt_showtime", "bmt_order", "bmt_payment")
+SERVICE_DATABASES = (
+    "bmt_user",
+    "bmt_mail",
+    "bmt_product",
+    "bmt_showtime",
+    "bmt_order",
+    "bmt_payment",
+)
 # The role every service and Debezium log in with; CREATEDB so tests can make scratch databases.
 APP_ROLE = "bmt"
 OS_USER = "postgres"  # PostgreSQL refuses to run as root
@@ -72,8 +79,10 @@ class Postgres(Component):
             process.run(
                 [
                     self._bin("initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     f"--pwfile={pwfile}",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
@@ -92,18 +101,28 @@ class Postgres(Component):
     def command(self) -> list[str]:
         return [
             self._bin("postgres"),
-            "-D", str(self.data_dir),
-            "-c", f"listen_addresses={HOST}",
-            "-c", f"port={self.port}",
-            "-c", f"unix_socket_directories={self.socket_dir}",
-            "-c", "wal_level=logical",
-            "-c", "max_wal_senders=20",
-            "-c", "max_replication_slots=20",
-            "-c", "max_connections=300",
+            "-D",
+            str(self.data_dir),
+            "-c",
+            f"listen_addresses={HOST}",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            f"unix_socket_directories={self.socket_dir}",
+            "-c",
+            "wal_level=logical",
+            "-c",
+            "max_wal_senders=20",
+            "-c",
+            "max_replication_slots=20",
+            "-c",
+            "max_connections=300",
             # A dev and test cluster: the OS cache survives a kill -9 of postgres, which is
             # all the fault tests need; skipping fsync keeps the suite fast.
-            "-c", "fsync=off",
-            "-c", "full_page_writes=off",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
         ]
 
     def health(self) -> str | None:
@@ -119,9 +138,23 @@ class Postgres(Component):
         """Run SQL as the superuser over the cluster's own socket."""
         return process.run(
             [
-                self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                "-h", str(self.socket_dir), "-p", str(self.port),
-                "-U", "postgres", "-d", database, "-c", sql,
+                self._bin("psql"),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
             ]
         )
 

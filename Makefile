@@ -1,0 +1,40 @@
+# The two commands of the README: `make up` and `make test`. Everything else serves them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install up down status lint test clean
+
+# The virtualenv is rebuilt when the dependencies change.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Bring the whole platform up on this machine.
+up: install
+	$(BIN)/bmt stack up
+	@$(BIN)/bmt stack status
+
+down:
+	$(BIN)/bmt stack down
+
+status:
+	$(BIN)/bmt stack status
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Lint, bring up what the tests need, run the whole suite. The stack stays up for the next run.
+test: lint
+	$(BIN)/bmt stack up
+	$(BIN)/pytest
+
+clean: down
+	rm -rf .bmt
