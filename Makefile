@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 
 .PHONY: install up down status lint test clean
 
-# The virtualenv is rebuilt when the dependencies change.
-$(VENV)/.installed: pyproject.toml
+# Reinstalled when the dependencies or the set of packages change (an editable install maps
+# each top-level package it knew at install time).
+PACKAGES := $(wildcard stack/*/__init__.py services/*/__init__.py operator/*/__init__.py)
+
+$(VENV)/.installed: pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'

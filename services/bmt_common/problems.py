@@ -1,0 +1,79 @@
+"""RFC 9457 problem details: every error of every service is `application/problem+json`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise anywhere in a handler; the middleware turns it into a problem+json response."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title
+        self.type = type_
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        from http import HTTPStatus
+
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+    def response(self, instance: str | None = None) -> web.Response:
+        return web.Response(
+            status=self.status,
+            text=json.dumps(self.body(instance)),
+            content_type=PROBLEM_JSON,
+            headers=self.headers,
+        )
+
+
+def from_validation(exc: ValidationError, where: str = "body") -> Problem:
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error["loc"]) or where,
+            "message": error["msg"],
+        }
+        for error in exc.errors(include_url=False)
+    ]
+    fields = ", ".join(e["field"] for e in errors)
+    return Problem(422, f"The {where} is invalid: {fields}", errors=errors)
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, f"{what} was not found")
+
+
+def conflict(detail: str, **extra: Any) -> Problem:
+    return Problem(409, detail, **extra)

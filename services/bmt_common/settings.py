@@ -1,0 +1,27 @@
+"""Settings shared by every service; each service extends them with its own fields."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Read from `BMT_*` environment variables; one process runs one service."""
+
+    model_config = SettingsConfigDict(env_prefix="BMT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    database_url: SecretStr = SecretStr("")
+    db_pool_size: int = 10
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    aws_endpoint: str | None = "http://127.0.0.1:15000"
+    aws_region: str = "us-east-1"
+    aws_access_key_id: SecretStr = SecretStr("bmt")
+    aws_secret_access_key: SecretStr = SecretStr("bmt")
+    jwks_url: str = "http://127.0.0.1:18101/.well-known/jwks.json"
+    jwt_issuer: str = "bmt-user"
+    jwt_audience: str = "bmt"
+    max_body_bytes: int = 1024 * 1024

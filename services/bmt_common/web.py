@@ -1,0 +1,342 @@
+"""The web plumbing of every service: a route table that also writes the OpenAPI document,
+request ids, problem+json errors, authentication by role, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from bmt_common import logs
+from bmt_common.auth import Claims, JwtVerifier, TokenError
+from bmt_common.problems import PROBLEM_JSON, Problem, from_validation
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ReadyCheck = Callable[[], Awaitable[str | None]]
+M = TypeVar("M", bound=BaseModel)
+
+VERIFIER = web.AppKey("verifier", JwtVerifier)
+READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
+SERVICE = web.AppKey("service", str)
+MAX_BODY = web.AppKey("max_body", int)
+
+REQUESTS = Counter(
+    "bmt_http_requests_total", "HTTP requests served", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "bmt_http_request_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+# Who may call: None (anyone), "user" (any signed-in account), or a role; admins pass every check.
+ROLES = ("customer", "staff", "admin")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: str | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+
+class Api:
+    """A service's route table. Each route says who may call it and what it takes and gives;
+    the same declaration checks requests and writes `/openapi.json`."""
+
+    def __init__(self, title: str, description: str = "", version: str = "1.0.0") -> None:
+        self.title = title
+        self.description = description
+        self.version = version
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        auth: str | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        form: type[BaseModel] | None = None,
+        files: dict[str, str] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        assert auth in (None, "user", *ROLES), auth
+
+        def register(handler: Handler) -> Handler:
+            self.operations.append(
+                Operation(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    auth,
+                    body,
+                    query,
+                    form,
+                    files or {},
+                    response,
+                    status,
+                    errors,
+                )
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, _checked(op))
+        document = self.openapi()
+
+        async def openapi(_: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        app.router.add_get("/openapi.json", openapi)
+
+    def openapi(self) -> dict[str, Any]:
+        from bmt_common.openapi import build
+
+        return build(self)
+
+
+def _checked(op: Operation) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if op.auth is not None:
+            request["claims"] = await authenticate(request, op.auth)
+        if op.body is not None:
+            request["body"] = await _read_json(request, op.body)
+        if op.query is not None:
+            try:
+                request["query"] = op.query.model_validate(dict(request.query))
+            except ValidationError as exc:
+                raise from_validation(exc, "query") from None
+        return await op.handler(request)
+
+    return handler
+
+
+async def authenticate(request: web.Request, needed: str) -> Claims:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(
+            401,
+            "This route needs a bearer access token",
+            headers={"WWW-Authenticate": 'Bearer realm="bmt"'},
+        )
+    try:
+        claims = await request.app[VERIFIER].verify(token.strip())
+    except TokenError as exc:
+        raise Problem(
+            401,
+            f"The access token is not valid: {exc}",
+            headers={"WWW-Authenticate": 'Bearer realm="bmt", error="invalid_token"'},
+        ) from None
+    if needed != "user" and claims.role not in (needed, "admin"):
+        raise Problem(403, f"This route needs the {needed} role")
+    return claims
+
+
+def claims_of(request: web.Request) -> Claims:
+    claims = request["claims"]
+    assert isinstance(claims, Claims)
+    return claims
+
+
+def body_of(request: web.Request, model: type[M]) -> M:
+    body = request["body"]
+    assert isinstance(body, model), f"route declared {type(body).__name__}, handler read {model}"
+    return body
+
+
+def query_of(request: web.Request, model: type[M]) -> M:
+    query = request["query"]
+    assert isinstance(query, model)
+    return query
+
+
+async def _read_json(request: web.Request, model: type[M]) -> M:
+    if request.content_type != "application/json":
+        raise Problem(415, f"The body must be application/json, not {request.content_type!r}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(request) from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise Problem(400, "The body is not valid JSON") from None
+        raise from_validation(exc) from None
+
+
+def json_response(model: BaseModel | list[Any], status: int = 200) -> web.Response:
+    if isinstance(model, BaseModel):
+        text = model.model_dump_json()
+    else:
+        text = json.dumps(
+            [m.model_dump(mode="json") if isinstance(m, BaseModel) else m for m in model]
+        )
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _too_large(request: web.Request) -> Problem:
+    return Problem(413, f"The body is larger than the limit of {request.app[MAX_BODY]} bytes")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = logs.request_id.set(rid)
+    try:
+        response = await handler(request)
+        if not response.prepared:  # a streamed response set its own
+            response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        logs.request_id.reset(token)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path)
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(request).response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = {
+            404: f"No route matches {request.path}",
+            405: f"{request.method} is not allowed on {request.path}",
+        }.get(exc.status, exc.reason)
+        allow = {k: v for k, v in exc.headers.items() if k == "Allow"}
+        return Problem(exc.status, detail, headers=allow).response(request.path)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return Problem(500, "An unexpected error occurred; it has been logged").response(
+            request.path
+        )
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    service = request.app[SERVICE]
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        REQUESTS.labels(service, request.method, route, str(status)).inc()
+        LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+
+
+async def _live(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    failing = {}
+    for check in request.app[READY_CHECKS]:
+        reason = await check()
+        if reason:
+            failing[check.__qualname__] = reason
+    if failing:
+        return web.json_response({"status": "not ready", "checks": failing}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def create_app(
+    service: str,
+    api: Api | None,
+    *,
+    verifier: JwtVerifier | None,
+    max_body_bytes: int,
+) -> web.Application:
+    """The base application: middlewares, health, metrics, the API's routes, token verification."""
+    app = web.Application(
+        middlewares=[request_id_middleware, metrics_middleware, problem_middleware],
+        client_max_size=max_body_bytes,
+    )
+    app[SERVICE] = service
+    app[MAX_BODY] = max_body_bytes
+    app[READY_CHECKS] = []
+    if verifier is not None:
+        app[VERIFIER] = verifier
+
+        async def verifier_ctx(_: web.Application) -> AsyncIterator[None]:
+            yield
+            await verifier.close()
+
+        app.cleanup_ctx.append(verifier_ctx)
+    app.router.add_get("/health/live", _live)
+    app.router.add_get("/health/ready", _ready)
+    app.router.add_get("/metrics", _metrics)
+    if api is not None:
+        api.install(app)
+    return app
+
+
+def problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"RFC 9457 problem details ({PROBLEM_JSON})",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }

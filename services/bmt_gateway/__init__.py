@@ -1,0 +1,1 @@
+"""The gateway: one entry point for clients in front of every service."""

@@ -1,0 +1,28 @@
+"""The gateway's settings (environment variables `BMT_*`)."""
+
+from __future__ import annotations
+
+from bmt_common.settings import ServiceSettings
+from pydantic import Field
+
+
+class GatewaySettings(ServiceSettings):
+    port: int = 18080
+    # Service name -> base URL; each serves /openapi.json, which tells the gateway its routes.
+    upstreams: dict[str, str] = Field(
+        default_factory=lambda: {
+            "user": "http://127.0.0.1:18101",
+            "product": "http://127.0.0.1:18103",
+        }
+    )
+    routes_refresh_seconds: float = 30.0
+    upstream_timeout_seconds: float = 30.0
+    # Token buckets per client: a steady rate per second and a burst.
+    rate_per_second: float = 50.0
+    rate_burst: int = 100
+    # Stricter for the routes that take passwords and codes (per client and route).
+    auth_rate_per_minute: float = 20.0
+    auth_burst: int = 10
+    # Behind a trusted proxy or ingress, the client is the first X-Forwarded-For address.
+    trust_forwarded_for: bool = False
+    max_body_bytes: int = 110 * 1024 * 1024

@@ -1,0 +1,1 @@
+"""The mail service: turns user and order events into e-mails sent through SES."""

@@ -1,0 +1,1 @@
+"""The product service: films, food and drinks (FAB), and their media."""

@@ -1,0 +1,43 @@
+"""The upload service's app: health, readiness and metrics around the SQS worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from bmt_common.kafka import Producer
+from bmt_common.web import READY_CHECKS, create_app
+
+from bmt_upload.settings import UploadSettings
+from bmt_upload.worker import Worker
+
+SETTINGS = web.AppKey("settings", UploadSettings)
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    producer = Producer(settings.kafka_bootstrap)
+    await producer.start()
+    worker = Worker(settings, producer)
+    task = asyncio.create_task(worker.run(), name="sqs-worker")
+
+    async def polling() -> str | None:
+        if task.done():
+            return f"worker stopped: {task.exception()!r}"
+        return None if worker.queue_url else f"queue {settings.media_queue} not reachable"
+
+    app[READY_CHECKS].append(polling)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+
+
+def make_app(settings: UploadSettings) -> web.Application:
+    app = create_app("upload", None, verifier=None, max_body_bytes=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(worker_ctx)
+    return app

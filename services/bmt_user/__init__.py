@@ -1,0 +1,1 @@
+"""The user service: accounts, e-mail codes, sessions and token keys."""
