@@ -19,14 +19,14 @@ install: $(VENV)/.installed
 
 ## Bring the whole platform up on this machine.
 up: install
-	$(BIN)/bmt stack up
-	@$(BIN)/bmt stack status
+	$(BIN)/bmt up
+	@$(BIN)/bmt status
 
 down:
-	$(BIN)/bmt stack down
+	$(BIN)/bmt down
 
 status:
-	$(BIN)/bmt stack status
+	$(BIN)/bmt status
 
 lint: install
 	$(BIN)/ruff format --check .
@@ -36,7 +36,7 @@ lint: install
 
 ## Lint, bring up what the tests need, run the whole suite. The stack stays up for the next run.
 test: lint
-	$(BIN)/bmt stack up
+	$(BIN)/bmt up
 	$(BIN)/pytest
 
 clean: down

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from bmt_stack import cli
 from bmt_stack.config import HOST, StackSettings
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
 from bmt_common import logs
 from bmt_common.auth import JwtVerifier
 from bmt_common.problems import Problem
 from bmt_common.web import READY_CHECKS, authenticate, create_app
-
 from bmt_gateway.ratelimit import RateLimiter, retry_after
 from bmt_gateway.routes import Table
 from bmt_gateway.settings import GatewaySettings

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bmt_common.settings import ServiceSettings
 from pydantic import Field
+
+from bmt_common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

@@ -6,13 +6,13 @@ import logging
 
 import asyncpg
 from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field
+
 from bmt_common import aws
 from bmt_common.db import POOL
 from bmt_common.problems import Problem, not_found
 from bmt_common.web import Api, json_response, query_of
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field
-
 from bmt_product import domain
 from bmt_product import repository as repo
 from bmt_product.domain import Fab, FabForm, FabList, FabPatch, Film, FilmForm, FilmList, FilmPatch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import asyncpg
+
 from bmt_common.db import Connection
 
 # A film with the URLs of the media stored at its expected keys.

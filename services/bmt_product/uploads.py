@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import IO, Literal, TypeVar
 
 from aiohttp import BodyPartReader, web
-from bmt_common.problems import Problem, from_validation
 from pydantic import BaseModel, ValidationError
 
+from bmt_common.problems import Problem, from_validation
 from bmt_product.domain import IMAGE_TYPES, VIDEO_TYPES, sniff
 
 M = TypeVar("M", bound=BaseModel)

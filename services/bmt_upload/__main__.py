@@ -1,7 +1,6 @@
 """`python -m bmt_upload`: run the upload service."""
 
 from bmt_common.runner import serve
-
 from bmt_upload.app import make_app
 from bmt_upload.settings import UploadSettings
 

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
 from bmt_common.kafka import Producer
 from bmt_common.web import READY_CHECKS, create_app
-
 from bmt_upload.settings import UploadSettings
 from bmt_upload.worker import Worker
 

@@ -8,11 +8,11 @@ import asyncio
 import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bmt_common import aws
 from bmt_common.events import MediaUploaded
 from bmt_common.kafka import Producer
-from botocore.exceptions import BotoCoreError, ClientError
-
 from bmt_upload.s3events import PoisonMessage, media_ref, object_created
 from bmt_upload.settings import UploadSettings
 

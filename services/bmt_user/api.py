@@ -10,12 +10,12 @@ import uuid
 
 import asyncpg
 from aiohttp import web
+
 from bmt_common import outbox
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OtpRequested, SessionRevoked, UserRegistered
 from bmt_common.problems import Problem
 from bmt_common.web import Api, body_of, claims_of, json_response
-
 from bmt_user import domain
 from bmt_user import repository as repo
 from bmt_user.domain import (

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import asyncpg
+
 from bmt_common.db import Connection
 
 

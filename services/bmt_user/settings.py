@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bmt_common.settings import ServiceSettings
 from pydantic import SecretStr
+
+from bmt_common.settings import ServiceSettings
 
 
 class UserSettings(ServiceSettings):

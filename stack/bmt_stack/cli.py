@@ -1,8 +1,14 @@
-"""`bmt stack up | down | status | logs NAME | env`: the local stack from one command."""
+"""The `bmt` command.
+
+bmt up | down | status | logs NAME     the whole local platform (stack + BMT's services)
+bmt stack up | down | status | logs    the stack of real components alone
+bmt stack env                          shell exports for kubectl, helm and clients
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,8 +18,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from bmt_stack import process
+from bmt_stack import platform, process
 from bmt_stack.components import Component, Tools, all_components
+from bmt_stack.components.services import SPECS, Secrets, service_components
 from bmt_stack.config import HOST, StackSettings
 
 
@@ -30,14 +37,12 @@ def _select(components: list[Component], only: str | None) -> list[Component]:
             raise SystemExit(f"unknown component {name!r}; known: {', '.join(by_name)}")
         if name not in wanted:
             wanted.add(name)
-            pending.extend(by_name[name].needs)
+            pending.extend(n for n in by_name[name].needs if n in by_name)
     return [c for c in components if c.name in wanted]
 
 
-def up(settings: StackSettings, only: str | None, tools: bool) -> int:
-    settings.ensure_dirs()
-    chosen = _select(all_components(settings), only)
-    started = time.monotonic()
+def _start(chosen: list[Component], tools: Tools | None) -> list[tuple[str, BaseException]]:
+    """Start side by side, each component once what it needs is up; returns the failures."""
     futures: dict[str, Future[str]] = {}
     lock = threading.Lock()
 
@@ -54,9 +59,8 @@ def up(settings: StackSettings, only: str | None, tools: bool) -> int:
             print(f"{component.name:<20} {outcome} ({time.monotonic() - begun:.1f}s)", flush=True)
         return outcome
 
-    # Independent components start side by side; each waits only for what it needs.
     with ThreadPoolExecutor(max_workers=len(chosen) + 1) as pool:
-        tools_future = pool.submit(Tools(settings).install) if tools and not only else None
+        tools_future = pool.submit(tools.install) if tools else None
         for component in chosen:
             futures[component.name] = pool.submit(start, component)
         waited: dict[str, Future[Any]] = dict(futures)
@@ -66,23 +70,65 @@ def up(settings: StackSettings, only: str | None, tools: bool) -> int:
     if tools_future is not None and tools_future.exception() is None:
         for name, path in tools_future.result().items():
             print(f"{name:<20} {path}")
+    return [(name, error) for name, error in failures if error is not None]
+
+
+def _report(
+    failures: list[tuple[str, BaseException]], started: float, settings: StackSettings
+) -> int:
     for name, error in failures:
         print(f"\n{name} FAILED: {error}", file=sys.stderr)
-    print(f"stack up in {time.monotonic() - started:.1f}s; state in {settings.state_dir}")
+    print(f"up in {time.monotonic() - started:.1f}s; state in {settings.state_dir}")
     return 1 if failures else 0
 
 
-def down(settings: StackSettings, only: str | None) -> int:
-    for component in reversed(_select(all_components(settings), only)):
+def up(settings: StackSettings, only: str | None, tools: bool) -> int:
+    """The stack of real components."""
+    settings.ensure_dirs()
+    started = time.monotonic()
+    chosen = _select(all_components(settings), only)
+    failures = _start(chosen, Tools(settings) if tools and not only else None)
+    return _report(failures, started, settings)
+
+
+def platform_up(settings: StackSettings) -> int:
+    """The stack, then what the platform needs inside it, then BMT's services."""
+    started = time.monotonic()
+    if up(settings, None, tools=True):
+        return 1
+    plan = platform.Plan()
+    print("provisioning topics and the S3 -> SNS -> SQS media wiring", flush=True)
+    asyncio.run(platform.provision(settings, plan))
+    services = service_components(settings)
+    failures = _start(services, None)
+    if not failures:
+        databases = [spec.database for spec in SPECS if spec.database]
+        print(f"registering Debezium connectors for {', '.join(databases)}", flush=True)
+        try:
+            asyncio.run(platform.ensure_connectors(settings, databases))
+        except RuntimeError as exc:
+            failures.append(("connectors", exc))
+    code = _report(failures, started, settings)
+    if not code:
+        print(
+            f"gateway: http://{HOST}:{settings.port_gateway}  docs: "
+            f"http://{HOST}:{settings.port_gateway}/docs\n"
+            f"admin: admin@bmt.local, password in {Secrets(settings).admin_password_file}"
+        )
+    return code
+
+
+def down(components: list[Component]) -> int:
+    for component in reversed(components):
         stopped = component.down()
         print(f"{component.name:<20} {'stopped' if stopped else 'was not running'}")
     return 0
 
 
-def status(settings: StackSettings) -> int:
+def status(settings: StackSettings, components: list[Component]) -> int:
     rows = [("COMPONENT", "PID", "PORT", "HEALTH")]
     unhealthy = 0
-    for component in all_components(settings):
+    for component in components:
         pid = component.pid()
         health = "not running" if pid is None else component.health() or "healthy"
         unhealthy += health != "healthy"
@@ -101,8 +147,8 @@ def status(settings: StackSettings) -> int:
     return 1 if unhealthy else 0
 
 
-def logs(settings: StackSettings, name: str, lines: int, follow: bool) -> int:
-    known = {c.name: c for c in all_components(settings)}
+def logs(components: list[Component], name: str, lines: int, follow: bool) -> int:
+    known = {c.name: c for c in components}
     if name not in known:
         raise SystemExit(f"unknown component {name!r}; known: {', '.join(known)}")
     log = known[name].log_file
@@ -114,44 +160,65 @@ def logs(settings: StackSettings, name: str, lines: int, follow: bool) -> int:
 
 def env(settings: StackSettings) -> int:
     """Shell exports that point clients at the running stack: `eval "$(bmt stack env)"`."""
-    bin_dir = settings.state_dir / "bin"
     print(f"export KUBECONFIG={settings.kubeconfig}")
-    print(f'export PATH="{bin_dir}:$PATH"')
+    print(f'export PATH="{settings.state_dir / "bin"}:$PATH"')
     print(f"export BMT_KAFKA_BOOTSTRAP={HOST}:{settings.port_kafka}")
     print(f"export BMT_CONNECT_URL=http://{HOST}:{settings.port_connect}")
     print(f"export BMT_AWS_ENDPOINT=http://{HOST}:{settings.port_moto}")
-    print(f"export BMT_POSTGRES_HOST={HOST} BMT_POSTGRES_PORT={settings.port_postgres}")
+    print(f"export BMT_GATEWAY_URL=http://{HOST}:{settings.port_gateway}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bmt", description="BMT platform command line")
-    groups = parser.add_subparsers(dest="group", required=True)
-    stack = groups.add_parser("stack", help="the local stack of real components")
-    commands = stack.add_subparsers(dest="command", required=True)
-    p_up = commands.add_parser("up", help="install (first time), start and health-check")
-    p_up.add_argument("--only", help="comma-separated components (their needs come too)")
-    p_down = commands.add_parser("down", help="stop what `up` started, by pid")
-    p_down.add_argument("--only", help="comma-separated components")
+def _commands(parser: argparse.ArgumentParser, what: str) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_up = commands.add_parser("up", help=f"install (first time), start and health-check {what}")
+    p_down = commands.add_parser("down", help=f"stop {what}, by pid")
+    if what == "the stack":
+        p_up.add_argument("--only", help="comma-separated components (their needs come too)")
+        p_down.add_argument("--only", help="comma-separated components")
+        commands.add_parser("env", help="shell exports for kubectl, helm and clients")
     commands.add_parser("status", help="a table: component, pid, port, health")
     p_logs = commands.add_parser("logs", help="the log of one component")
     p_logs.add_argument("name")
     p_logs.add_argument("-n", "--lines", type=int, default=50)
     p_logs.add_argument("-f", "--follow", action="store_true")
-    commands.add_parser("env", help="shell exports for kubectl, helm and clients")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bmt", description="BMT platform command line")
+    groups = parser.add_subparsers(dest="group", required=True)
+    stack = groups.add_parser("stack", help="the stack of real components alone")
+    _commands(stack, "the stack")
+    groups.add_parser("up", help="bring the whole local platform up")
+    groups.add_parser("down", help="stop the whole local platform")
+    groups.add_parser("status", help="every component and service: pid, port, health")
+    p_logs = groups.add_parser("logs", help="the log of one component or service")
+    p_logs.add_argument("name")
+    p_logs.add_argument("-n", "--lines", type=int, default=50)
+    p_logs.add_argument("-f", "--follow", action="store_true")
     args = parser.parse_args(argv)
 
     settings = StackSettings()
     os.umask(0o022)
-    if args.command == "up":
-        return up(settings, args.only, tools=True)
-    if args.command == "down":
-        return down(settings, args.only)
-    if args.command == "status":
-        return status(settings)
-    if args.command == "logs":
-        return logs(settings, args.name, args.lines, args.follow)
-    return env(settings)
+    infra = all_components(settings)
+    everything = infra + service_components(settings)
+    if args.group == "stack":
+        if args.command == "up":
+            return up(settings, args.only, tools=True)
+        if args.command == "down":
+            return down(_select(infra, args.only))
+        if args.command == "status":
+            return status(settings, infra)
+        if args.command == "logs":
+            return logs(everything, args.name, args.lines, args.follow)
+        return env(settings)
+    if args.group == "up":
+        return platform_up(settings)
+    if args.group == "down":
+        return down(everything)
+    if args.group == "status":
+        return status(settings, everything)
+    return logs(everything, args.name, args.lines, args.follow)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ class StackSettings(BaseSettings):
     port_etcd_peer: int = 12380
     port_apiserver: int = 16443
     port_controller_manager: int = 10257
+    port_gateway: int = 18080
+    port_user: int = 18101
+    port_mail: int = 18102
+    port_product: int = 18103
+    port_upload: int = 18104
 
     postgres_password: SecretStr = SecretStr("bmt")
 
@@ -51,6 +56,10 @@ class StackSettings(BaseSettings):
     @property
     def data(self) -> Path:
         return self.state_dir / "data"
+
+    @property
+    def secrets(self) -> Path:
+        return self.state_dir / "secrets"
 
     @property
     def kubeconfig(self) -> Path:

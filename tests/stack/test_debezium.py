@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from bmt_stack.config import HOST, StackSettings
 
 

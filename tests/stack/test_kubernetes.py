@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from bmt_stack.config import StackSettings
 from kubernetes import client, config
+
+from bmt_stack.config import StackSettings
 
 HERE = Path(__file__).parent
 CRD = """

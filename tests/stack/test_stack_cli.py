@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from bmt_stack.config import StackSettings
 from bmt_stack.process import read_pid
 

@@ -1,0 +1,126 @@
+"""BMT's own services, run as processes of the local platform (`python -m <package>`)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bmt_stack.components.base import Component, http_health
+from bmt_stack.components.postgres import APP_ROLE
+from bmt_stack.config import HOST, StackSettings
+
+ADMIN_EMAIL = "admin@bmt.local"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    package: str
+    database: str | None
+
+
+SPECS = (
+    Spec("user", "bmt_user", "bmt_user"),
+    Spec("mail", "bmt_mail", "bmt_mail"),
+    Spec("product", "bmt_product", "bmt_product"),
+    Spec("upload", "bmt_upload", None),
+    Spec("gateway", "bmt_gateway", None),
+)
+# What clients reach through the gateway.
+ROUTED = ("user", "product")
+
+
+class Secrets:
+    """The local platform's secrets, made once under `<state>/secrets` (0600)."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.dir = settings.secrets
+
+    def _get(self, name: str, make: str) -> str:
+        path = self.dir / name
+        if not path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(make)
+            path.chmod(0o600)
+        return path.read_text()
+
+    def jwt_private_key(self) -> str:
+        if (self.dir / "jwt-ed25519.pem").exists():
+            return self._get("jwt-ed25519.pem", "")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return self._get("jwt-ed25519.pem", pem.decode())
+
+    def otp_pepper(self) -> str:
+        return self._get("otp-pepper", secrets.token_urlsafe(32))
+
+    def admin_password(self) -> str:
+        return self._get("admin-password", secrets.token_urlsafe(18))
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.dir / "admin-password"
+
+
+class Service(Component):
+    start_timeout = 60.0
+    needs = ("postgres", "kafka", "moto")
+
+    def __init__(self, settings: StackSettings, spec: Spec) -> None:
+        super().__init__(settings)
+        self.spec = spec
+        self.name = spec.name
+
+    @property
+    def port(self) -> int:
+        port: int = getattr(self.settings, f"port_{self.spec.name}")
+        return port
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.spec.package]
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = {
+            "BMT_HOST": HOST,
+            "BMT_PORT": str(self.port),
+            "BMT_KAFKA_BOOTSTRAP": f"{HOST}:{s.port_kafka}",
+            "BMT_AWS_ENDPOINT": f"http://{HOST}:{s.port_moto}",
+            "BMT_JWKS_URL": f"http://{HOST}:{s.port_user}/.well-known/jwks.json",
+        }
+        if self.spec.database:
+            password = s.postgres_password.get_secret_value()
+            env["BMT_DATABASE_URL"] = (
+                f"postgresql://{APP_ROLE}:{password}@{HOST}:{s.port_postgres}/{self.spec.database}"
+            )
+        keys = Secrets(s)
+        if self.spec.name == "user":
+            env["BMT_JWT_PRIVATE_KEY"] = keys.jwt_private_key()
+            env["BMT_OTP_PEPPER"] = keys.otp_pepper()
+            env["BMT_BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+            env["BMT_BOOTSTRAP_ADMIN_PASSWORD"] = keys.admin_password()
+        if self.spec.name == "upload":
+            env["BMT_MEDIA_BASE_URL"] = f"http://{HOST}:{s.port_moto}"
+        if self.spec.name == "gateway":
+            env["BMT_UPSTREAMS"] = json.dumps(
+                {name: f"http://{HOST}:{getattr(s, f'port_{name}')}" for name in ROUTED}
+            )
+            # Local only: lets tests and benchmarks act as many clients from one machine.
+            env["BMT_TRUST_FORWARDED_FOR"] = "true"
+        return env
+
+    def health(self) -> str | None:
+        return http_health(self.port, "/health/ready")
+
+
+def service_components(settings: StackSettings) -> list[Component]:
+    return [Service(settings, spec) for spec in SPECS]

@@ -1,0 +1,94 @@
+"""Helpers of the platform tests: polling with a deadline, a gateway client, the mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = 30.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something other than None, or fail after `within` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await probe()
+        if value is not None:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not reached within {within}s")
+        await asyncio.sleep(0.1)
+
+
+class Client:
+    """One client of the gateway, with its own address (so its own rate-limit buckets)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http = http
+        self.base = base
+        self.address = (
+            f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+        )
+        self.token: str | None = None
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        headers = {"X-Forwarded-For": self.address}
+        if token or self.token:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        return headers
+
+    async def call(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        async with self.http.request(
+            method, self.base + path, headers=self.headers(token), **kwargs
+        ) as response:
+            body: Any = None
+            if response.content_type in ("application/json", "application/problem+json"):
+                body = await response.json(content_type=None)
+            elif response.status != 204:
+                body = await response.text()
+            return response.status, body
+
+
+class Mailbox:
+    """What SES (moto) sent, read back through moto's own API."""
+
+    def __init__(self, http: aiohttp.ClientSession, endpoint: str) -> None:
+        self.http = http
+        self.endpoint = endpoint
+
+    async def messages(self, recipient: str) -> list[dict[str, Any]]:
+        async with self.http.get(f"{self.endpoint}/moto-api/data.json") as response:
+            data = await response.json(content_type=None)
+        return [m for m in data["ses"]["Message"] if recipient in m["destinations"]["ToAddresses"]]
+
+    async def wait_for(
+        self, recipient: str, count: int = 1, within: float = 30.0
+    ) -> list[dict[str, Any]]:
+        async def arrived() -> list[dict[str, Any]] | None:
+            found = await self.messages(recipient)
+            return found if len(found) >= count else None
+
+        return await eventually(arrived, within, f"{count} mail(s) to {recipient}")
+
+    async def otp(self, recipient: str, count: int = 1) -> str:
+        """The code of the `count`-th code mail to `recipient` (other mails are skipped)."""
+
+        async def codes() -> list[str] | None:
+            found = [
+                match.group(1)
+                for mail in await self.messages(recipient)
+                if (match := re.search(r"code: (\d{6})$", mail["subject"]))
+            ]
+            return found if len(found) >= count else None
+
+        return (await eventually(codes, 30.0, f"{count} code mail(s) to {recipient}"))[count - 1]
