@@ -92,3 +92,36 @@ class Mailbox:
             return found if len(found) >= count else None
 
         return (await eventually(codes, 30.0, f"{count} code mail(s) to {recipient}"))[count - 1]
+
+
+async def drained(bootstrap: str, group: str, topic: str, within: float = 30.0) -> None:
+    """Wait until consumer group `group` has committed past everything now on `topic`."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
+
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await probe.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await probe._client.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+        ends = await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+
+        async def caught_up() -> bool | None:
+            committed = await admin.list_consumer_group_offsets(group)
+            for partition, end in ends.items():
+                done = committed.get(partition)
+                if end > 0 and (done is None or done.offset < end):
+                    return None
+            return True
+
+        await eventually(caught_up, within, f"{group} consuming {topic} to its end")
+    finally:
+        await admin.close()

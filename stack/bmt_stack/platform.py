@@ -109,6 +109,24 @@ async def ensure_media_wiring(settings: StackSettings, wiring: MediaWiring) -> d
         buckets = {b["Name"] for b in (await s3.list_buckets())["Buckets"]}
         if wiring.bucket not in buckets:
             await s3.create_bucket(Bucket=wiring.bucket)
+        # Posters, trailers and FAB images are public: anyone may read, only services write.
+        await s3.put_bucket_policy(
+            Bucket=wiring.bucket,
+            Policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "PublicRead",
+                            "Effect": "Allow",
+                            "Principal": "*",
+                            "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{wiring.bucket}/*",
+                        }
+                    ],
+                }
+            ),
+        )
         await s3.put_bucket_notification_configuration(
             Bucket=wiring.bucket,
             NotificationConfiguration={

@@ -261,26 +261,21 @@ async def test_a_replayed_otp_event_sends_no_second_mail(
     await reader.start()
     try:
 
-        async def find() -> object | None:
+        async def find() -> tuple[bytes, bytes, int] | None:
             for records in (await reader.getmany(timeout_ms=500)).values():
                 for record in records:
                     after = json.loads(record.value).get("after") or {}
                     if after.get("aggregate_id") == email:
-                        return record
+                        return record.value, record.key, record.partition
             return None
 
-        original = await eventually(find, 30, "the otp_requested change event")
+        value, key, partition_id = await eventually(find, 30, "the otp_requested change event")
     finally:
         await reader.stop()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
-        sent = await producer.send_and_wait(
-            topic,
-            original.value,
-            key=original.key,
-            partition=original.partition,  # type: ignore[attr-defined]
-        )
+        sent = await producer.send_and_wait(topic, value, key=key, partition=partition_id)
     finally:
         await producer.stop()
     # Wait until the mail service has consumed past the duplicate, then count the mails.
