@@ -21,6 +21,7 @@ from bmt_common.auth import Claims, JwtVerifier, TokenError
 from bmt_common.problems import PROBLEM_JSON, Problem, from_validation
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("bmt.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[str | None]]
@@ -253,7 +254,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Metrics and one access-log line per request (under its request id)."""
     started = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
@@ -264,8 +266,16 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = response.status
         return response
     finally:
+        elapsed = time.perf_counter() - started
         REQUESTS.labels(service, request.method, route, str(status)).inc()
-        LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        LATENCY.labels(service, request.method, route).observe(elapsed)
+        access.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={"status": status, "route": route, "ms": round(elapsed * 1000, 2)},
+        )
 
 
 async def _live(_: web.Request) -> web.Response:
@@ -298,7 +308,7 @@ def create_app(
 ) -> web.Application:
     """The base application: middlewares, health, metrics, the API's routes, token verification."""
     app = web.Application(
-        middlewares=[request_id_middleware, metrics_middleware, problem_middleware],
+        middlewares=[request_id_middleware, observe_middleware, problem_middleware],
         client_max_size=max_body_bytes,
     )
     app[SERVICE] = service

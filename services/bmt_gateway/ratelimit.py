@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -14,20 +15,18 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, per_second: float, burst: int, clock: object = time.monotonic) -> None:
+    def __init__(
+        self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.per_second = per_second
         self.burst = burst
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._last_prune = 0.0
 
-    def _now(self) -> float:
-        now: float = self._clock()  # type: ignore[operator]
-        return now
-
     def take(self, key: str) -> float:
         """0 if the request may pass, else the seconds until it could."""
-        now = self._now()
+        now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)

@@ -52,7 +52,11 @@ def recipe_hash(*parts: Path | str) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):
-            files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
+            files = (
+                sorted(p for p in part.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+                if part.is_dir()
+                else [part]
+            )
             for file in files:
                 digest.update(file.name.encode())
                 digest.update(file.read_bytes())

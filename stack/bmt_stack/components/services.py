@@ -10,9 +10,11 @@ from pathlib import Path
 
 from bmt_stack.components.base import Component, http_health
 from bmt_stack.components.postgres import APP_ROLE
-from bmt_stack.config import HOST, StackSettings
+from bmt_stack.config import HOST, PROJECT_ROOT, StackSettings
+from bmt_stack.install import recipe_hash
 
 ADMIN_EMAIL = "admin@bmt.local"
+SERVICES_DIR = PROJECT_ROOT / "services"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,29 @@ class Service(Component):
 
     def health(self) -> str | None:
         return http_health(self.port, "/health/ready")
+
+    @property
+    def code_file(self) -> Path:
+        return self.settings.run / f"{self.name}.code"
+
+    def code_hash(self) -> str:
+        """The service's code and the shared library's: a change means a restart on `up`."""
+        return recipe_hash(SERVICES_DIR / self.spec.package, SERVICES_DIR / "bmt_common")
+
+    def up(self) -> str:
+        code = self.code_hash()
+        if (
+            self.pid() is not None
+            and self.code_file.exists()
+            and self.code_file.read_text() != code
+        ):
+            self.down()
+            super().up()
+            self.code_file.write_text(code)
+            return "restarted (code changed)"
+        outcome = super().up()
+        self.code_file.write_text(code)
+        return outcome
 
 
 def service_components(settings: StackSettings) -> list[Component]:
