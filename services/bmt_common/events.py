@@ -77,6 +77,148 @@ class MediaUploaded(Event):
         return f"{self.owner}:{self.owner_id}"
 
 
+class ReleasedSeat(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    seat_id: int
+    label: str
+    seat_type: Literal["standard", "vip", "couple"]
+    price: int
+    pair_seat_id: int | None = None
+
+
+class ShowtimeReleased(Event):
+    """A showtime became bookable: its seats, with prices, go to the order service's inventory."""
+
+    TYPE = "showtime_released"
+    AGGREGATE = "showtime"
+    showtime_id: int
+    film_id: int
+    cinema_id: int
+    cinema_name: str
+    hall_id: int
+    hall_name: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    seats: list[ReleasedSeat]
+
+    def aggregate_id(self) -> str:
+        return str(self.showtime_id)
+
+
+class OrderCreated(Event):
+    TYPE = "order_created"
+    AGGREGATE = "order"
+    order_id: int
+    user_id: int
+    email: str
+    showtime_id: int
+    total: int
+    expires_at: dt.datetime
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class TicketIssued(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    ticket_id: int
+    seat_label: str
+    code: str
+
+
+class OrderConfirmed(Event):
+    TYPE = "order_confirmed"
+    AGGREGATE = "order"
+    order_id: int
+    user_id: int
+    email: str
+    showtime_id: int
+    starts_at: dt.datetime
+    cinema_name: str
+    hall_name: str
+    total: int
+    tickets: list[TicketIssued]
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class OrderClosed(Event):
+    """A pending order ended unpaid: its hold expired or its client cancelled it."""
+
+    TYPE = "order_closed"
+    AGGREGATE = "order"
+    order_id: int
+    reason: Literal["expired", "cancelled"]
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class OrderConfirmationFailed(Event):
+    """A payment arrived for an order that can no longer be confirmed: it must be refunded."""
+
+    TYPE = "order_confirmation_failed"
+    AGGREGATE = "order"
+    order_id: int
+    payment_id: int
+    reason: str
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class PaymentSucceeded(Event):
+    TYPE = "payment_succeeded"
+    AGGREGATE = "order"
+    payment_id: int
+    order_id: int
+    amount: int
+    provider: Literal["vnpay", "momo"]
+    transaction_no: str
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class PaymentFailed(Event):
+    TYPE = "payment_failed"
+    AGGREGATE = "order"
+    payment_id: int
+    order_id: int
+    provider: Literal["vnpay", "momo"]
+    reason: str
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
+class PaymentRefunded(Event):
+    TYPE = "payment_refunded"
+    AGGREGATE = "order"
+    payment_id: int
+    order_id: int
+    amount: int
+    reason: str
+
+    def aggregate_id(self) -> str:
+        return str(self.order_id)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (OtpRequested, UserRegistered, SessionRevoked, MediaUploaded)
+    cls.TYPE: cls
+    for cls in (
+        OtpRequested,
+        UserRegistered,
+        SessionRevoked,
+        MediaUploaded,
+        ShowtimeReleased,
+        OrderCreated,
+        OrderConfirmed,
+        OrderClosed,
+        OrderConfirmationFailed,
+        PaymentSucceeded,
+        PaymentFailed,
+        PaymentRefunded,
+    )
 }
