@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -125,3 +126,72 @@ async def drained(bootstrap: str, group: str, topic: str, within: float = 30.0) 
         await eventually(caught_up, within, f"{group} consuming {topic} to its end")
     finally:
         await admin.close()
+
+
+# The booking flow's set-up, shared by the booking and payment tests.
+HALL = {
+    "name": "Hall 1",
+    "rows": [
+        {"label": "A", "seats": 8, "seat_type": "standard", "price": 90_000},
+        {"label": "B", "seats": 6, "seat_type": "vip", "price": 120_000},
+        {"label": "C", "seats": 4, "seat_type": "couple", "price": 200_000},
+    ],
+    "blocked": ["A8"],
+}
+
+
+async def released_showtime(
+    admin: Client, unique: str, hall: dict[str, Any] = HALL
+) -> dict[str, Any]:
+    """A cinema with one hall, a film, and a released showtime two days from now."""
+    status, cinema = await admin.call(
+        "POST",
+        "/v1/cinemas",
+        json={
+            "name": f"BMT {unique}",
+            "city": "Ho Chi Minh",
+            "address": "1 Le Loi",
+            "halls": [hall],
+        },
+    )
+    assert status == 201, cinema
+    status, film = await admin.call(
+        "POST",
+        "/v1/films",
+        data={
+            "title": f"Film {unique}",
+            "release_date": "2026-12-01",
+            "duration_minutes": "100",
+            "age_rating": "T13",
+            "genres": "drama",
+        },
+    )
+    assert status == 201, film
+    starts = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
+    status, showtime = await admin.call(
+        "POST",
+        "/v1/showtimes",
+        json={
+            "film_id": film["id"],
+            "hall_id": cinema["halls"][0]["id"],
+            "starts_at": starts.isoformat(),
+        },
+    )
+    assert status == 201, showtime
+    status, released = await admin.call("POST", f"/v1/showtimes/{showtime['id']}/release")
+    assert status == 200, released
+    assert released["released"] is True
+    return dict(released)
+
+
+async def seat_map(client: Client, showtime_id: int) -> dict[str, Any]:
+    async def published() -> dict[str, Any] | None:
+        status, body = await client.call("GET", f"/v1/showtimes/{showtime_id}/seats")
+        return dict(body) if status == 200 else None
+
+    return await eventually(published, 30, f"the seat map of showtime {showtime_id}")
+
+
+def seat_ids(seats: dict[str, Any], *labels: str) -> list[int]:
+    by_label = {s["label"]: s["seat_id"] for s in seats["seats"]}
+    return [by_label[label] for label in labels]

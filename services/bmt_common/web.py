@@ -44,6 +44,9 @@ LATENCY = Histogram(
 
 # Who may call: None (anyone), "user" (any signed-in account), or a role; admins pass every check.
 ROLES = ("customer", "staff", "admin")
+# Probes, scrapes and the gateway's route refresh come every few seconds: counted in
+# metrics, kept out of the logs.
+QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics", "/openapi.json"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -269,13 +272,14 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         elapsed = time.perf_counter() - started
         REQUESTS.labels(service, request.method, route, str(status)).inc()
         LATENCY.labels(service, request.method, route).observe(elapsed)
-        access.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            status,
-            extra={"status": status, "route": route, "ms": round(elapsed * 1000, 2)},
-        )
+        if route not in QUIET_ROUTES:
+            access.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                status,
+                extra={"status": status, "route": route, "ms": round(elapsed * 1000, 2)},
+            )
 
 
 async def _live(_: web.Request) -> web.Response:

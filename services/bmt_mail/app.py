@@ -1,4 +1,4 @@
-"""The mail service: consumes the user outbox and sends through SES, once per event."""
+"""The mail service: consumes the user and order outboxes and sends through SES, once per event."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from aiohttp import web
 
 from bmt_common import aws
 from bmt_common.db import POOL, Connection, postgres_ctx
-from bmt_common.events import OtpRequested, UserRegistered
+from bmt_common.events import OrderConfirmed, OtpRequested, UserRegistered
 from bmt_common.kafka import Consumer, consumer_ctx
 from bmt_common.web import READY_CHECKS, create_app
-from bmt_mail.mails import Mail, otp_mail, welcome_mail
+from bmt_mail.mails import Mail, otp_mail, tickets_mail, welcome_mail
 from bmt_mail.settings import MailSettings
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,19 @@ def make_consumer(app: web.Application) -> Consumer:
     async def on_registered(conn: Connection, event: UserRegistered) -> None:
         await send(settings, conn, welcome_mail(event))
 
+    async def on_confirmed(conn: Connection, event: OrderConfirmed) -> None:
+        await send(settings, conn, tickets_mail(event))
+
     return Consumer(
         bootstrap=settings.kafka_bootstrap,
         group_id=settings.consumer_group,
-        topics=[settings.user_topic],
+        topics=[settings.user_topic, settings.order_topic],
         pool=app[POOL],
-        handlers={OtpRequested: on_otp, UserRegistered: on_registered},
+        handlers={
+            OtpRequested: on_otp,
+            UserRegistered: on_registered,
+            OrderConfirmed: on_confirmed,
+        },
     )
 
 

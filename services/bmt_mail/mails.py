@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from bmt_common.events import OtpRequested, UserRegistered
+from bmt_common.events import OrderConfirmed, OtpRequested, UserRegistered
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -41,3 +41,16 @@ def otp_mail(event: OtpRequested) -> Mail:
 
 def welcome_mail(event: UserRegistered) -> Mail:
     return render("welcome", event.email, name=event.name)
+
+
+def tickets_mail(event: OrderConfirmed) -> Mail:
+    return render(
+        "tickets",
+        event.email,
+        order_id=str(event.order_id),
+        cinema=event.cinema_name,
+        hall=event.hall_name,
+        starts=event.starts_at.strftime("%Y-%m-%d %H:%M"),
+        tickets="\n".join(f"    seat {t.seat_label}: {t.code}" for t in event.tickets),
+        total=f"{event.total:,}",
+    )

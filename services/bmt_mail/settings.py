@@ -12,3 +12,4 @@ class MailSettings(ServiceSettings):
     mail_sender_name: str = "BMT Cinemas"
     consumer_group: str = "bmt-mail"
     user_topic: str = "bmt_user.public.outboxes"
+    order_topic: str = "bmt_order.public.outboxes"

@@ -34,6 +34,10 @@ async def read_form(
     request: web.Request, files: dict[str, MediaKind], limits: dict[MediaKind, int]
 ) -> tuple[dict[str, str], dict[str, StagedFile]]:
     """Text fields (a repeated field joined by commas) and the declared files, checked."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        # A form without files may come URL-encoded.
+        form = await request.post()
+        return {name: ",".join(str(v) for v in form.getall(name)) for name in set(form)}, {}
     if not request.content_type.startswith("multipart/form-data"):
         raise Problem(415, f"The body must be multipart/form-data, not {request.content_type!r}")
     fields: dict[str, list[str]] = {}

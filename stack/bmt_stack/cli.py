@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from bmt_stack import platform, process
+from bmt_stack import demo, platform, process
 from bmt_stack.components import Component, Tools, all_components
 from bmt_stack.components.services import SPECS, Secrets, service_components
 from bmt_stack.config import HOST, StackSettings
@@ -106,8 +106,10 @@ def platform_up(settings: StackSettings) -> int:
         print(f"registering Debezium connectors for {', '.join(databases)}", flush=True)
         try:
             asyncio.run(platform.ensure_connectors(settings, databases))
-        except RuntimeError as exc:
-            failures.append(("connectors", exc))
+            print("seeding the demo catalogue (a cinema, films, showtimes tomorrow)", flush=True)
+            asyncio.run(demo.seed(settings))
+        except (RuntimeError, demo.DemoError) as exc:
+            failures.append(("platform set-up", exc))
     code = _report(failures, started, settings)
     if not code:
         print(
@@ -189,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = parser.add_subparsers(dest="group", required=True)
     stack = groups.add_parser("stack", help="the stack of real components alone")
     _commands(stack, "the stack")
-    groups.add_parser("up", help="bring the whole local platform up")
+    groups.add_parser("up", help="bring the whole local platform up, with demo data")
+    groups.add_parser("demo", help="play the three workshop flows as a client")
     groups.add_parser("down", help="stop the whole local platform")
     groups.add_parser("status", help="every component and service: pid, port, health")
     p_logs = groups.add_parser("logs", help="the log of one component or service")
@@ -214,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return env(settings)
     if args.group == "up":
         return platform_up(settings)
+    if args.group == "demo":
+        return demo.run(settings)
     if args.group == "down":
         return down(everything)
     if args.group == "status":

@@ -39,6 +39,10 @@ class StackSettings(BaseSettings):
     port_mail: int = 18102
     port_product: int = 18103
     port_upload: int = 18104
+    port_showtime: int = 18105
+    port_order: int = 18106
+    port_payment: int = 18107
+    port_sandbox: int = 18109
 
     postgres_password: SecretStr = SecretStr("bmt")
 

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from integration.conftest import Scratch
 
 from bmt_common.db import Connection
 from bmt_common.events import OtpRequested
 from bmt_common.kafka import Consumer
 from bmt_mail.app import MIGRATIONS
+from integration.conftest import Scratch
 from support import eventually
 
 

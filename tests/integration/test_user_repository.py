@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from integration.conftest import Scratch
-
 from bmt_user import repository as repo
 from bmt_user.app import MIGRATIONS
+from integration.conftest import Scratch
 
 LATER = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
 

@@ -73,3 +73,30 @@ def mailbox(http: aiohttp.ClientSession, bmt_platform: StackSettings) -> Mailbox
 @pytest.fixture
 def email(unique: str) -> str:
     return f"client-{unique}@example.com"
+
+
+@pytest.fixture
+def make_user(
+    admin: Client, new_client: Callable[[], Client], unique: str
+) -> Callable[..., Awaitable[Client]]:
+    """A signed-in client with a fresh account of the given role (created by the admin)."""
+    counter = iter(range(10_000))
+
+    async def make(role: str = "customer") -> Client:
+        who = new_client()
+        email = f"{role}-{unique}-{next(counter)}@example.com"
+        password = "a long enough password"
+        status, body = await admin.call(
+            "POST",
+            "/v1/users",
+            json={"email": email, "password": password, "name": role, "role": role},
+        )
+        assert status == 201, body
+        status, tokens = await who.call(
+            "POST", "/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert status == 200, tokens
+        who.token = tokens["access_token"]
+        return who
+
+    return make

@@ -29,10 +29,15 @@ SPECS = (
     Spec("mail", "bmt_mail", "bmt_mail"),
     Spec("product", "bmt_product", "bmt_product"),
     Spec("upload", "bmt_upload", None),
+    Spec("showtime", "bmt_showtime", "bmt_showtime"),
+    Spec("order", "bmt_order", "bmt_order"),
+    Spec("payment", "bmt_payment", "bmt_payment"),
+    # The stand-in for VNPay and MoMo: outside the platform, like the real gateways.
+    Spec("sandbox", "bmt_sandbox", None),
     Spec("gateway", "bmt_gateway", None),
 )
 # What clients reach through the gateway.
-ROUTED = ("user", "product")
+ROUTED = ("user", "product", "showtime", "order", "payment")
 
 
 class Secrets:
@@ -64,6 +69,9 @@ class Secrets:
 
     def otp_pepper(self) -> str:
         return self._get("otp-pepper", secrets.token_urlsafe(32))
+
+    def ticket_key(self) -> str:
+        return self._get("ticket-key", secrets.token_urlsafe(32))
 
     def admin_password(self) -> str:
         return self._get("admin-password", secrets.token_urlsafe(18))
@@ -112,6 +120,21 @@ class Service(Component):
             env["BMT_BOOTSTRAP_ADMIN_PASSWORD"] = keys.admin_password()
         if self.spec.name == "upload":
             env["BMT_MEDIA_BASE_URL"] = f"http://{HOST}:{s.port_moto}"
+        product, sandbox = f"http://{HOST}:{s.port_product}", f"http://{HOST}:{s.port_sandbox}"
+        gateway = f"http://{HOST}:{s.port_gateway}"
+        if self.spec.name in ("showtime", "order"):
+            env["BMT_PRODUCT_URL"] = product
+        if self.spec.name == "order":
+            env["BMT_TICKET_KEY"] = keys.ticket_key()
+        if self.spec.name == "payment":
+            env["BMT_ORDER_URL"] = f"http://{HOST}:{s.port_order}"
+            env["BMT_PUBLIC_URL"] = gateway
+            env["BMT_VNPAY_PAY_URL"] = f"{sandbox}/vnpay/paymentv2/vpcpay.html"
+            env["BMT_VNPAY_API_URL"] = f"{sandbox}/vnpay/merchant_webapi/api/transaction"
+            env["BMT_MOMO_CREATE_URL"] = f"{sandbox}/momo/v2/gateway/api/create"
+            env["BMT_MOMO_REFUND_URL"] = f"{sandbox}/momo/v2/gateway/api/refund"
+        if self.spec.name == "sandbox":
+            env["BMT_VNPAY_IPN_URL"] = f"{gateway}/v1/payments/vnpay/ipn"
         if self.spec.name == "gateway":
             env["BMT_UPSTREAMS"] = json.dumps(
                 {name: f"http://{HOST}:{getattr(s, f'port_{name}')}" for name in ROUTED}

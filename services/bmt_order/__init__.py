@@ -1,0 +1,1 @@
+"""The order service: seat inventory, holds, orders and tickets."""

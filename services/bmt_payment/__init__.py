@@ -1,0 +1,1 @@
+"""The payment service: payments through VNPay and MoMo, their callbacks and refunds."""

@@ -1,0 +1,1 @@
+"""A local stand-in for the VNPay and MoMo payment gateways, for development and tests."""

@@ -1,0 +1,1 @@
+"""The showtime service: cinemas, halls, seat layouts and showtimes."""
