@@ -100,14 +100,13 @@ async def book(request: web.Request) -> web.Response:
                 errors=[{"field": "seats", "message": f"unknown seat {s}"} for s in unknown],
             )
         couples = domain.couple_problems(
-            set(body.seats),
-            {s: r["pair_seat_id"] for s, r in known.items()},
-            {s: r["label"] for s, r in known.items()},
+            set(body.seats), [(r["label"], r["pair_seat_id"], r["pair_label"]) for r in seat_rows]
         )
         if couples:
+            text = "; ".join(couples)
             raise Problem(
                 422,
-                "; ".join(couples).capitalize(),
+                text[0].upper() + text[1:],
                 errors=[{"field": "seats", "message": text} for text in couples],
             )
         order = await repo.create_order(

@@ -123,12 +123,13 @@ class CheckedIn(BaseModel):
 
 
 def couple_problems(
-    requested: set[int], pairs: dict[int, int | None], labels: dict[int, str]
+    requested: set[int], seats: list[tuple[str, int | None, str | None]]
 ) -> list[str]:
-    """A couple seat is sold with its pair: name each one whose pair is missing."""
+    """A couple seat is sold with its pair: for each requested (label, pair id, pair label),
+    name the ones whose pair is missing from the request."""
     return [
-        f"couple seat {labels[seat]} is sold with {labels.get(pair, str(pair))}"
-        for seat, pair in sorted(pairs.items())
+        f"couple seat {label} is sold with {pair_label}"
+        for label, pair, pair_label in sorted(seats, key=lambda seat: seat[0])
         if pair is not None and pair not in requested
     ]
 

@@ -52,8 +52,10 @@ async def seat_map(conn: Connection, showtime_id: int) -> list[asyncpg.Record]:
 
 async def seats(conn: Connection, showtime_id: int, seat_ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT seat_id, label, seat_type, price, pair_seat_id FROM seats"
-        " WHERE showtime_id = $1 AND seat_id = any($2::bigint[])",
+        "SELECT s.seat_id, s.label, s.seat_type, s.price, s.pair_seat_id, p.label AS pair_label"
+        " FROM seats s LEFT JOIN seats p ON p.showtime_id = s.showtime_id"
+        " AND p.seat_id = s.pair_seat_id"
+        " WHERE s.showtime_id = $1 AND s.seat_id = any($2::bigint[])",
         showtime_id,
         seat_ids,
     )

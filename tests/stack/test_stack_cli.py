@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from bmt_stack import cli
+from bmt_stack.components import all_components
+from bmt_stack.components.services import SPECS
 from bmt_stack.config import StackSettings
 from bmt_stack.process import read_pid
 
@@ -64,12 +66,13 @@ def pids(state_dir: Path) -> dict[str, int | None]:
 def test_up_on_a_running_stack_changes_nothing(stack: StackSettings) -> None:
     cli.platform_up(stack)
     before = pids(stack.state_dir)
-    assert len(before) == 12, before  # 7 components and 5 services
+    expected = len(all_components(stack)) + len(SPECS)
+    assert len(before) == expected, before
     assert all(before.values()), before
     for command in (["stack", "up"], ["up"]):
         result = bmt(*command)
         assert result.returncode == 0, result.stderr
-    assert result.stdout.count("already running") == 12
+    assert result.stdout.count("already running") == expected
     assert pids(stack.state_dir) == before
 
 

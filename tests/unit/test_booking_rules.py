@@ -72,11 +72,13 @@ def test_a_showtime_start_needs_a_time_zone() -> None:
 
 
 def test_a_couple_seat_needs_its_pair() -> None:
-    pairs, labels = {1: 2, 2: 1, 3: None}, {1: "C1", 2: "C2", 3: "A1"}
-    assert order.couple_problems({1, 2, 3}, pairs, labels) == []
-    assert order.couple_problems({1, 3}, {1: 2, 3: None}, labels) == [
-        "couple seat C1 is sold with C2"
+    seats: list[tuple[str, int | None, str | None]] = [
+        ("C1", 2, "C2"),
+        ("C2", 1, "C1"),
+        ("A1", None, None),
     ]
+    assert order.couple_problems({1, 2, 3}, seats) == []
+    assert order.couple_problems({1, 3}, [seats[0], seats[2]]) == ["couple seat C1 is sold with C2"]
 
 
 def test_an_order_names_each_seat_once() -> None:
