@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +28,8 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 TABLE = web.AppKey("table", Table)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 LIMITS = web.AppKey("limits", RateLimiter)
+REFRESH: web.AppKey[Callable[[], Awaitable[bool]]] = web.AppKey("refresh")
+MISS_REFRESH_SECONDS = 2.0  # an unknown path refreshes the routes at most this often
 AUTH_LIMITS = web.AppKey("auth_limits", RateLimiter)
 
 # Per connection, never forwarded (RFC 9110 7.6.1), plus what the gateway sets itself.
@@ -70,6 +73,9 @@ def _limit(limiter: RateLimiter, key: str, what: str) -> None:
 async def proxy(request: web.Request) -> web.StreamResponse:
     settings, table = request.app[SETTINGS], request.app[TABLE]
     route, allowed = table.match(request.method, request.path)
+    if route is None and await request.app[REFRESH]():
+        # A service may have gained the route since the last refresh: look once more.
+        route, allowed = table.match(request.method, request.path)
     if route is None:
         if allowed:
             raise Problem(
@@ -136,8 +142,21 @@ async def load_routes(app: web.Application) -> AsyncIterator[None]:
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.warning("no OpenAPI document from %s yet: %s", service, exc)
 
+    last_fetch = [0.0]
+
+    async def refresh_on_miss() -> bool:
+        """Refresh now unless that was done very recently; True if it fetched."""
+        if time.monotonic() - last_fetch[0] < MISS_REFRESH_SECONDS:
+            return False
+        last_fetch[0] = time.monotonic()
+        await fetch_all()
+        return True
+
+    app[REFRESH] = refresh_on_miss
+
     async def loop() -> None:
         while True:
+            last_fetch[0] = time.monotonic()
             await fetch_all()
             complete = set(table.documents) == set(settings.upstreams)
             await asyncio.sleep(settings.routes_refresh_seconds if complete else 1.0)

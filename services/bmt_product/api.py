@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
+from yarl import URL
 
 from bmt_common import aws
 from bmt_common.db import POOL
 from bmt_common.problems import Problem, not_found
-from bmt_common.web import Api, json_response, query_of
+from bmt_common.web import Api, body_of, json_response, query_of
 from bmt_product import domain
 from bmt_product import repository as repo
-from bmt_product.domain import Fab, FabForm, FabList, FabPatch, Film, FilmForm, FilmList, FilmPatch
+from bmt_product.domain import (
+    Fab,
+    FabForm,
+    FabList,
+    FabPatch,
+    Film,
+    FilmForm,
+    FilmImport,
+    FilmList,
+    FilmPatch,
+    MediaSource,
+)
 from bmt_product.settings import ProductSettings
-from bmt_product.uploads import MediaKind, StagedFile, read_form, validate
+from bmt_product.uploads import MediaKind, StagedFile, read_form, stage, validate
 
 log = logging.getLogger(__name__)
 api = Api("BMT product service", "Films, food and drinks (FAB), and their media.")
@@ -144,6 +157,135 @@ async def update_film(request: web.Request) -> web.Response:
     if row is None:
         raise not_found(f"Film {film_id}")
     return json_response(_film(row))
+
+
+async def _import(
+    request: web.Request, name: str, source: MediaSource, kind: MediaKind
+) -> StagedFile:
+    """Fetch a managed film's medium from its URL, or read it from the media bucket."""
+    settings = request.app[SETTINGS]
+    limit = _limits(settings)[kind]
+    if source.url is not None:
+        host = URL(source.url).host or ""
+        if host not in settings.media_import_hosts:
+            raise Problem(
+                422,
+                f"{name}: media are not fetched from {host!r}; allowed hosts: "
+                f"{', '.join(settings.media_import_hosts)}",
+            )
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http,
+                http.get(source.url) as response,
+            ):
+                if response.status != 200:
+                    raise Problem(422, f"{name}: {source.url} answered {response.status}")
+                return await stage(response.content.iter_chunked(256 * 1024), name, kind, limit)
+        except aiohttp.ClientError as exc:
+            raise Problem(422, f"{name}: {source.url} cannot be fetched: {exc}") from None
+    try:
+        async with aws.client(settings, "s3") as s3:
+            got = await s3.get_object(Bucket=settings.media_bucket, Key=source.object_key)
+            body = got["Body"]
+            try:
+                return await stage(body.iter_chunks(256 * 1024), name, kind, limit)
+            finally:
+                body.close()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise Problem(
+                422, f"{name}: object {source.object_key!r} is not in {settings.media_bucket}"
+            ) from None
+        raise Problem(503, "The media store is unavailable; nothing was saved") from None
+
+
+@api.route(
+    "PUT",
+    "/v1/films/by-key/{key}",
+    summary="Create or update a managed film by external key",
+    tag="films",
+    auth="admin",
+    body=FilmImport,
+    response=Film,
+    errors=(413, 415, 503),
+)
+async def put_film(request: web.Request) -> web.Response:
+    spec, key = body_of(request, FilmImport), request.match_info["key"]
+    sources = {
+        name: media.source()
+        for name, media in (("poster", spec.poster), ("trailer", spec.trailer))
+        if media is not None
+    }
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"film:{key}")
+            row = await repo.film_by_key(conn, key)
+            film_id = row["id"] if row else await repo.next_film_id(conn)
+            if row is None:
+                await repo.insert_film_by_key(conn, film_id, key)
+            # Only media whose source changed are imported again.
+            changed = {
+                name: source
+                for name, source in sources.items()
+                if row is None or row[f"{name}_source"] != source
+            }
+        staged = {
+            name: await _import(request, name, getattr(spec, name), FILM_FILES[name])
+            for name in changed
+        }
+        keys = await _store(request.app[SETTINGS], "film", film_id, staged)
+        async with conn.transaction():
+            await repo.update_film(
+                conn,
+                film_id,
+                title=spec.title,
+                description=spec.description,
+                release_date=spec.release_date,
+                duration_minutes=spec.duration_minutes,
+                genres=spec.genres,
+                age_rating=spec.age_rating,
+                poster_key=keys.get("poster"),
+                trailer_key=keys.get("trailer"),
+            )
+            await repo.set_sources(conn, film_id, changed.get("poster"), changed.get("trailer"))
+        found = await repo.film(conn, film_id)
+    assert found is not None
+    return json_response(_film(found))
+
+
+@api.route(
+    "GET",
+    "/v1/films/by-key/{key}",
+    summary="Read a managed film by external key",
+    tag="films",
+    response=Film,
+    errors=(404,),
+)
+async def read_film_by_key(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    async with request.app[POOL].acquire() as conn:
+        row = await repo.film_by_key(conn, key)
+        found = await repo.film(conn, row["id"]) if row else None
+    if found is None:
+        raise not_found(f"Film {key!r}")
+    return json_response(_film(found))
+
+
+@api.route(
+    "DELETE",
+    "/v1/films/by-key/{key}",
+    summary="Withdraw a managed film (kept for old orders)",
+    tag="films",
+    auth="admin",
+    status=204,
+    errors=(404,),
+)
+async def delete_film_by_key(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    async with request.app[POOL].acquire() as conn:
+        if not await repo.delete_film_by_key(conn, key):
+            raise not_found(f"Film {key!r}")
+    return web.Response(status=204)
 
 
 @api.route("GET", "/v1/films", summary="List films", tag="films", query=Page, response=FilmList)

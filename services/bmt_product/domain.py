@@ -118,6 +118,25 @@ class FabPatch(Strict):
     price: int | None = Field(default=None, ge=0, le=100_000_000)
 
 
+class MediaSource(Strict):
+    """Where a medium is now: a URL to fetch, or an object of the media bucket to copy."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    object_key: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    def source(self) -> str:
+        if (self.url is None) == (self.object_key is None):
+            raise ValueError("give exactly one of url and object_key")
+        return self.url or f"s3:{self.object_key}"
+
+
+class FilmImport(FilmForm):
+    """A managed film (the operator's Film resource): fields plus where its media are."""
+
+    poster: MediaSource | None = None
+    trailer: MediaSource | None = None
+
+
 class Film(BaseModel):
     id: int
     title: str

@@ -94,11 +94,50 @@ async def update_film(
 
 
 async def film(conn: Connection, film_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(FILM_SELECT + " WHERE f.id = $1", film_id)
+    """A film that is not deleted."""
+    return await conn.fetchrow(FILM_SELECT + " WHERE f.id = $1 AND f.deleted_at IS NULL", film_id)
 
 
 async def films(conn: Connection, limit: int, offset: int) -> list[asyncpg.Record]:
-    return await conn.fetch(FILM_SELECT + " ORDER BY f.id LIMIT $1 OFFSET $2", limit, offset)
+    return await conn.fetch(
+        FILM_SELECT + " WHERE f.deleted_at IS NULL ORDER BY f.id LIMIT $1 OFFSET $2", limit, offset
+    )
+
+
+async def film_by_key(conn: Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, poster_source, trailer_source, deleted_at FROM films WHERE external_key = $1",
+        key,
+    )
+
+
+async def insert_film_by_key(conn: Connection, film_id: int, key: str) -> None:
+    """A placeholder row for a managed film; `update_film` fills it in the same transaction."""
+    await conn.execute(
+        "INSERT INTO films (id, external_key, title, release_date, duration_minutes, age_rating)"
+        " VALUES ($1, $2, '', '1970-01-01', 1, 'P')",
+        film_id,
+        key,
+    )
+
+
+async def set_sources(
+    conn: Connection, film_id: int, poster_source: str | None, trailer_source: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE films SET poster_source = coalesce($2, poster_source),"
+        " trailer_source = coalesce($3, trailer_source), deleted_at = NULL WHERE id = $1",
+        film_id,
+        poster_source,
+        trailer_source,
+    )
+
+
+async def delete_film_by_key(conn: Connection, key: str) -> bool:
+    status = await conn.execute(
+        "UPDATE films SET deleted_at = now() WHERE external_key = $1 AND deleted_at IS NULL", key
+    )
+    return status == "UPDATE 1"
 
 
 async def insert_fab(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Literal, TypeVar
 
@@ -60,9 +61,19 @@ async def read_form(
 
 
 async def _stage(part: BodyPartReader, name: str, kind: MediaKind, limit: int) -> StagedFile:
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await part.read_chunk(CHUNK):
+            yield chunk
+
+    return await stage(chunks(), name, kind, limit)
+
+
+async def stage(chunks: AsyncIterator[bytes], name: str, kind: MediaKind, limit: int) -> StagedFile:
+    """Spool a stream to a temporary file, refusing it past `limit` or when its first bytes
+    are not an accepted media type."""
     spooled = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     size, head = 0, b""
-    while chunk := await part.read_chunk(CHUNK):
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             spooled.close()

@@ -256,3 +256,48 @@ async def test_replayed_event_and_redelivered_sqs_message_change_nothing(
         await conn.close()
     _, after = await client.call("GET", f"/v1/films/{film['id']}")
     assert after == before
+
+
+async def test_a_managed_film_imports_its_media_once(
+    admin: Client, client: Client, bmt_platform: StackSettings, unique: str
+) -> None:
+    """The operator's way in: a film by external key, media from a URL or a bucket object."""
+    aws = {
+        "endpoint_url": f"http://{HOST}:{bmt_platform.port_moto}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": "bmt",
+        "aws_secret_access_key": "bmt",
+    }
+    async with aioboto3.Session().client("s3", **aws) as s3:
+        await s3.put_object(Bucket="bmt-media", Key=f"imports/{unique}/poster.png", Body=PNG)
+        await s3.put_object(Bucket="bmt-media", Key=f"imports/{unique}/trailer.mp4", Body=MP4)
+    spec = {
+        "title": "Managed",
+        "release_date": "2026-12-24",
+        "duration_minutes": 95,
+        "age_rating": "P",
+        "genres": ["family"],
+        "poster": {"object_key": f"imports/{unique}/poster.png"},
+        "trailer": {
+            "url": f"http://{HOST}:{bmt_platform.port_moto}/bmt-media/imports/{unique}/trailer.mp4"
+        },
+    }
+    status, film = await admin.call("PUT", f"/v1/films/by-key/default.{unique}", json=spec)
+    assert status == 200, film
+    ready = await media_ready(client, f"/v1/films/{film['id']}")
+    again_status, again = await admin.call(
+        "PUT", f"/v1/films/by-key/default.{unique}", json={**spec, "title": "Managed 2"}
+    )
+    assert again_status == 200
+    assert again["id"] == film["id"]
+    assert (again["title"], again["poster_url"]) == ("Managed 2", ready["poster_url"])
+    missing = {**spec, "poster": {"object_key": "imports/nothing-here.png"}}
+    status, problem = await admin.call("PUT", f"/v1/films/by-key/other.{unique}", json=missing)
+    assert status == 422
+    assert "is not in bmt-media" in problem["detail"]
+    elsewhere = {**spec, "poster": {"url": "http://169.254.169.254/latest/meta-data"}}
+    status, problem = await admin.call("PUT", f"/v1/films/by-key/other.{unique}", json=elsewhere)
+    assert status == 422
+    assert "are not fetched from '169.254.169.254'" in problem["detail"]
+    assert (await admin.call("DELETE", f"/v1/films/by-key/default.{unique}"))[0] == 204
+    assert (await client.call("GET", f"/v1/films/{film['id']}"))[0] == 404
