@@ -105,6 +105,17 @@ class ShowtimeReleased(Event):
         return str(self.showtime_id)
 
 
+class ShowtimeCancelled(Event):
+    """A showtime was withdrawn: no more bookings for it."""
+
+    TYPE = "showtime_cancelled"
+    AGGREGATE = "showtime"
+    showtime_id: int
+
+    def aggregate_id(self) -> str:
+        return str(self.showtime_id)
+
+
 class OrderCreated(Event):
     TYPE = "order_created"
     AGGREGATE = "order"
@@ -213,6 +224,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SessionRevoked,
         MediaUploaded,
         ShowtimeReleased,
+        ShowtimeCancelled,
         OrderCreated,
         OrderConfirmed,
         OrderClosed,

@@ -14,7 +14,7 @@ from aiohttp import web
 from bmt_common import outbox
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, postgres_ctx
-from bmt_common.events import OrderClosed, PaymentSucceeded, ShowtimeReleased
+from bmt_common.events import OrderClosed, PaymentSucceeded, ShowtimeCancelled, ShowtimeReleased
 from bmt_common.kafka import Consumer, consumer_ctx
 from bmt_common.web import create_app
 from bmt_order import consumers
@@ -36,6 +36,7 @@ def make_consumer(app: web.Application) -> Consumer:
         pool=app[POOL],
         handlers={
             ShowtimeReleased: consumers.on_showtime_released,
+            ShowtimeCancelled: consumers.on_showtime_cancelled,
             PaymentSucceeded: functools.partial(
                 consumers.on_payment_succeeded,
                 ticket_key=settings.ticket_key.get_secret_value(),

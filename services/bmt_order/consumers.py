@@ -10,6 +10,7 @@ from bmt_common.events import (
     OrderConfirmationFailed,
     OrderConfirmed,
     PaymentSucceeded,
+    ShowtimeCancelled,
     ShowtimeReleased,
     TicketIssued,
 )
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 async def on_showtime_released(conn: Connection, event: ShowtimeReleased) -> None:
     await repo.add_showtime(conn, event)
+
+
+async def on_showtime_cancelled(conn: Connection, event: ShowtimeCancelled) -> None:
+    await repo.cancel_showtime(conn, event.showtime_id)
 
 
 async def on_payment_succeeded(conn: Connection, event: PaymentSucceeded, ticket_key: str) -> None:

@@ -35,8 +35,18 @@ async def add_showtime(conn: Connection, event: ShowtimeReleased) -> None:
 
 
 async def showtime(conn: Connection, showtime_id: int) -> asyncpg.Record | None:
+    """A released showtime that was not cancelled."""
     return await conn.fetchrow(
-        "SELECT id, starts_at, cinema_name, hall_name FROM showtimes WHERE id = $1", showtime_id
+        "SELECT id, starts_at, cinema_name, hall_name FROM showtimes"
+        " WHERE id = $1 AND cancelled_at IS NULL",
+        showtime_id,
+    )
+
+
+async def cancel_showtime(conn: Connection, showtime_id: int) -> None:
+    await conn.execute(
+        "UPDATE showtimes SET cancelled_at = now() WHERE id = $1 AND cancelled_at IS NULL",
+        showtime_id,
     )
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bmt_common import outbox
 from bmt_common.db import POOL, Connection
-from bmt_common.events import ReleasedSeat, ShowtimeReleased
+from bmt_common.events import ReleasedSeat, ShowtimeCancelled, ShowtimeReleased
 from bmt_common.problems import Problem, not_found
 from bmt_common.web import Api, body_of, json_response, query_of
 from bmt_showtime import domain
@@ -115,6 +115,26 @@ async def put_cinema(request: web.Request) -> web.Response:
         row = await repo.cinema(conn, cinema_id)
         assert row is not None
         return json_response(await _cinema(conn, row))
+
+
+@api.route(
+    "DELETE",
+    "/v1/cinemas/by-key/{key}",
+    summary="Remove a cinema without showtimes",
+    tag="cinemas",
+    auth="admin",
+    status=204,
+    errors=(404, 409),
+)
+async def delete_cinema(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await repo.cinema_by_key(conn, key)
+        if row is None:
+            raise not_found(f"Cinema {key!r}")
+        if not await repo.delete_cinema(conn, row["id"]):
+            raise Problem(409, f"Cinema {key!r} has showtimes; remove them first")
+    return web.Response(status=204)
 
 
 @api.route("GET", "/v1/cinemas", summary="List cinemas", tag="cinemas", response=CinemaList)
@@ -302,6 +322,27 @@ async def put_showtime(request: web.Request) -> web.Response:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"showtime:{key}")
     assert row is not None
     return json_response(_showtime(row))
+
+
+@api.route(
+    "DELETE",
+    "/v1/showtimes/by-key/{key}",
+    summary="Withdraw a showtime: no more bookings",
+    tag="showtimes",
+    auth="admin",
+    status=204,
+    errors=(404,),
+)
+async def delete_showtime(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await repo.showtime_by_key(conn, key)
+        if row is None:
+            raise not_found(f"Showtime {key!r}")
+        await repo.delete_showtime(conn, row["id"])
+        if row["released"]:
+            await outbox.add(conn, ShowtimeCancelled(showtime_id=row["id"]))
+    return web.Response(status=204)
 
 
 async def _release(conn: Connection, showtime_id: int) -> None:

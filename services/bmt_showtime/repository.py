@@ -231,3 +231,20 @@ async def cinemas_showing(conn: Connection, film_id: int) -> list[int]:
         film_id,
     )
     return [r["cinema_id"] for r in rows]
+
+
+async def delete_showtime(conn: Connection, showtime_id: int) -> None:
+    await conn.execute("DELETE FROM showtimes WHERE id = $1", showtime_id)
+
+
+async def delete_cinema(conn: Connection, cinema_id: int) -> bool:
+    """False when a hall of the cinema still has showtimes."""
+    busy: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM showtimes s JOIN halls h ON h.id = s.hall_id"
+        " WHERE h.cinema_id = $1)",
+        cinema_id,
+    )
+    if busy:
+        return False
+    await conn.execute("DELETE FROM cinemas WHERE id = $1", cinema_id)
+    return True

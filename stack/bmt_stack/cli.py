@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bmt_operator.provision import Plan
 from bmt_stack import demo, platform, process
 from bmt_stack.components import Component, Tools, all_components
 from bmt_stack.components.services import SPECS, Secrets, service_components
-from bmt_stack.config import HOST, StackSettings
+from bmt_stack.config import HOST, PROJECT_ROOT, StackSettings
 
 
 def _select(components: list[Component], only: str | None) -> list[Component]:
@@ -96,9 +97,11 @@ def platform_up(settings: StackSettings) -> int:
     started = time.monotonic()
     if up(settings, None, tools=True):
         return 1
-    plan = platform.Plan()
+    plan = Plan()
     print("provisioning topics and the S3 -> SNS -> SQS media wiring", flush=True)
     asyncio.run(platform.provision(settings, plan))
+    print("applying the CRDs", flush=True)
+    platform.kubectl_apply(settings, PROJECT_ROOT / "crds")
     services = service_components(settings)
     failures = _start(services, None)
     if not failures:
@@ -108,10 +111,14 @@ def platform_up(settings: StackSettings) -> int:
             asyncio.run(platform.ensure_connectors(settings, databases))
             print("seeding the demo catalogue (a cinema, films, showtimes tomorrow)", flush=True)
             asyncio.run(demo.seed(settings))
+            print("applying examples/ (the operator reconciles them)", flush=True)
+            asyncio.run(platform.upload_example_media(settings))
+            platform.kubectl_apply(settings, PROJECT_ROOT / "examples")
         except (RuntimeError, demo.DemoError) as exc:
             failures.append(("platform set-up", exc))
     code = _report(failures, started, settings)
     if not code:
+        print('kubectl: eval "$(.venv/bin/bmt stack env)"; kubectl get cinemas,films,showtimes\n')
         print(
             f"gateway: http://{HOST}:{settings.port_gateway}  docs: "
             f"http://{HOST}:{settings.port_gateway}/docs\n"

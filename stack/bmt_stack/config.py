@@ -43,6 +43,7 @@ class StackSettings(BaseSettings):
     port_order: int = 18106
     port_payment: int = 18107
     port_sandbox: int = 18109
+    port_operator: int = 18110
 
     postgres_password: SecretStr = SecretStr("bmt")
 

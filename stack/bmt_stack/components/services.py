@@ -22,6 +22,7 @@ class Spec:
     name: str
     package: str
     database: str | None
+    health: str = "/health/ready"
 
 
 SPECS = (
@@ -35,6 +36,8 @@ SPECS = (
     # The stand-in for VNPay and MoMo: outside the platform, like the real gateways.
     Spec("sandbox", "bmt_sandbox", None),
     Spec("gateway", "bmt_gateway", None),
+    # Reconciles the custom resources through the services' APIs (started once they are up).
+    Spec("operator", "bmt_operator", None, health="/healthz"),
 )
 # What clients reach through the gateway.
 ROUTED = ("user", "product", "showtime", "order", "payment")
@@ -83,12 +86,14 @@ class Secrets:
 
 class Service(Component):
     start_timeout = 60.0
-    needs = ("postgres", "kafka", "moto")
+    needs: tuple[str, ...] = ("postgres", "kafka", "moto")
 
     def __init__(self, settings: StackSettings, spec: Spec) -> None:
         super().__init__(settings)
         self.spec = spec
         self.name = spec.name
+        if spec.name == "operator":
+            self.needs = ("apiserver", "user", "product", "showtime", "order")
 
     @property
     def port(self) -> int:
@@ -133,6 +138,14 @@ class Service(Component):
             env["BMT_VNPAY_API_URL"] = f"{sandbox}/vnpay/merchant_webapi/api/transaction"
             env["BMT_MOMO_CREATE_URL"] = f"{sandbox}/momo/v2/gateway/api/create"
             env["BMT_MOMO_REFUND_URL"] = f"{sandbox}/momo/v2/gateway/api/refund"
+        if self.spec.name == "operator":
+            env["KUBECONFIG"] = str(s.kubeconfig)
+            env["BMT_OPERATOR_PASSWORD"] = keys.admin_password()
+            env["BMT_POSTGRES_PASSWORD"] = s.postgres_password.get_secret_value()
+            env["BMT_POSTGRES_PORT"] = str(s.port_postgres)
+            env["BMT_CONNECT_URL"] = f"http://{HOST}:{s.port_connect}"
+            for name in ("user", "product", "showtime", "order"):
+                env[f"BMT_{name.upper()}_URL"] = f"http://{HOST}:{getattr(s, f'port_{name}')}"
         if self.spec.name == "sandbox":
             env["BMT_VNPAY_IPN_URL"] = f"{gateway}/v1/payments/vnpay/ipn"
         if self.spec.name == "gateway":
@@ -144,7 +157,7 @@ class Service(Component):
         return env
 
     def health(self) -> str | None:
-        return http_health(self.port, "/health/ready")
+        return http_health(self.port, self.spec.health)
 
     @property
     def code_file(self) -> Path:
@@ -152,7 +165,10 @@ class Service(Component):
 
     def code_hash(self) -> str:
         """The service's code and the shared library's: a change means a restart on `up`."""
-        return recipe_hash(SERVICES_DIR / self.spec.package, SERVICES_DIR / "bmt_common")
+        package = SERVICES_DIR / self.spec.package
+        if not package.exists():
+            package = PROJECT_ROOT / "operator" / self.spec.package
+        return recipe_hash(package, SERVICES_DIR / "bmt_common")
 
     def up(self) -> str:
         code = self.code_hash()

@@ -1,0 +1,1 @@
+"""The BMT operator: reconciles Platform, Cinema, Film and Showtime resources (Kopf)."""
