@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from bmt_operator import provision
 from bmt_operator.conditions import conditions
+from bmt_operator.events import record
 from bmt_operator.services import Refused, Services, Unavailable
 from bmt_operator.settings import OperatorSettings
 
@@ -42,13 +44,12 @@ def _backoff(retry: int) -> float:
     return float(min(SETTINGS.retry_seconds * 2**retry, 300))
 
 
-def _failed(
-    patch: kopf.Patch, status: Any, generation: int, exc: Exception, retry: int
-) -> kopf.TemporaryError:
+async def _failed(ctx: Ctx, exc: Exception) -> kopf.TemporaryError:
     """Synced=False with the message; the caller raises the returned error to retry."""
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
+    await ctx.note("RetryingAfterError", str(exc), warning=True)
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status,
+        ctx.generation,
         ready=False,
         reason="Unavailable",
         message=str(exc),
@@ -56,14 +57,15 @@ def _failed(
         synced_reason="RetryingAfterError",
         synced_message=str(exc),
     )
-    return kopf.TemporaryError(str(exc), delay=_backoff(retry))
+    return kopf.TemporaryError(str(exc), delay=_backoff(ctx.retry))
 
 
-def _refused(patch: kopf.Patch, status: Any, generation: int, reason: str, message: str) -> None:
+async def _refused(ctx: Ctx, reason: str, message: str) -> None:
     """Ready=False for a spec the world refuses: nothing to retry until the spec changes."""
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
+    await ctx.note(reason, message, warning=True)
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status,
+        ctx.generation,
         ready=False,
         reason=reason,
         message=message,
@@ -85,6 +87,64 @@ def _due(memo: kopf.Memo, meta: Any) -> bool:
         return False
     memo["drift_at"] = time.monotonic()
     return True
+
+
+@dataclass
+class Ctx:
+    """What Kopf hands a handler, in one place."""
+
+    name: str
+    namespace: str | None
+    spec: Any
+    meta: Any
+    status: Any
+    body: Any
+    patch: kopf.Patch
+    memo: Any
+    logger: Any
+    retry: int = 0
+    indices: dict[str, Any] = field(default_factory=dict)
+    # Timers re-assert quietly; changes and failures are announced as Events.
+    announce: bool = True
+
+    @classmethod
+    def of(cls, kwargs: dict[str, Any], *, announce: bool = True) -> Ctx:
+        return cls(
+            name=kwargs["name"],
+            namespace=kwargs["namespace"],
+            spec=kwargs["spec"],
+            meta=kwargs["meta"],
+            status=kwargs["status"],
+            body=kwargs["body"],
+            patch=kwargs["patch"],
+            memo=kwargs["memo"],
+            logger=kwargs["logger"],
+            retry=kwargs.get("retry", 0),
+            indices={
+                k: kwargs[k]
+                for k in ("film_ids", "cinema_halls", "showtimes_by_ref")
+                if k in kwargs
+            },
+            announce=announce,
+        )
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta.get("generation", 0))
+
+    @property
+    def key(self) -> str:
+        return key(self.namespace, self.name)
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.memo.services
+        return services
+
+    async def note(self, reason: str, message: str, *, warning: bool = False) -> None:
+        (self.logger.warning if warning else self.logger.info)(message)
+        if self.announce or warning:
+            await record(self.body, reason, message, warning=warning)
 
 
 # Indices: what handlers need to know about other resources, kept by Kopf from its watches.
@@ -147,64 +207,51 @@ def _plan(spec: Any) -> provision.Plan:
     )
 
 
-async def reconcile_platform(
-    spec: Any, meta: Any, status: Any, patch: kopf.Patch, retry: int, logger: Any
-) -> None:
-    plan, where, generation = _plan(spec), _endpoints(), meta.get("generation", 0)
+async def reconcile_platform(ctx: Ctx) -> None:
+    plan, where = _plan(ctx.spec), _endpoints()
     try:
         topics = await provision.ensure_topics(where, plan)
         media = await provision.ensure_media_wiring(where, plan.media)
         connectors = await provision.ensure_connectors(where, list(plan.databases))
     except Exception as exc:
-        raise _failed(patch, status, generation, exc, retry) from None
-    patch.status["media"] = media
-    patch.status["topics"] = topics
-    patch.status["connectors"] = connectors
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
-        ready=True,
-        reason="Provisioned",
-        message=f"{len(topics)} topics, {len(connectors)} connectors, bucket {media['bucket']}",
+        raise await _failed(ctx, exc) from None
+    ctx.patch.status["media"] = media
+    ctx.patch.status["topics"] = topics
+    ctx.patch.status["connectors"] = connectors
+    summary = f"{len(topics)} topics, {len(connectors)} connectors, bucket {media['bucket']}"
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status, ctx.generation, ready=True, reason="Provisioned", message=summary
     )
-    logger.info(
-        f"provisioned bucket {media['bucket']}, {len(topics)} topics, {len(connectors)} connectors"
-    )
+    await ctx.note("Provisioned", summary)
 
 
 @kopf.on.resume(GROUP, VERSION, "platforms")
 @kopf.on.create(GROUP, VERSION, "platforms")
 @kopf.on.update(GROUP, VERSION, "platforms")
-async def platform_changed(
-    spec: Any, meta: Any, status: Any, patch: kopf.Patch, retry: int, logger: Any, **_: Any
-) -> None:
-    await reconcile_platform(spec, meta, status, patch, retry, logger)
+async def platform_changed(**kwargs: Any) -> None:
+    await reconcile_platform(Ctx.of(kwargs))
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "platforms",
-    interval=SETTINGS.timer_tick_seconds,
-    initial_delay=SETTINGS.timer_tick_seconds,
-)
-async def platform_drift(
-    spec: Any, meta: Any, status: Any, patch: kopf.Patch, memo: kopf.Memo, logger: Any, **_: Any
-) -> None:
-    if _due(memo, meta):
-        await reconcile_platform(spec, meta, status, patch, 0, logger)
+@kopf.timer(GROUP, VERSION, "platforms", interval=SETTINGS.timer_tick_seconds)
+async def platform_drift(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs, announce=False)
+    if _due(ctx.memo, ctx.meta):
+        await reconcile_platform(ctx)
 
 
 @kopf.on.delete(GROUP, VERSION, "platforms")
-async def platform_deleted(spec: Any, logger: Any, **_: Any) -> None:
-    if spec.get("deletionPolicy", "Retain") != "Delete":
-        logger.info("deletionPolicy Retain: bucket, queues, topics and connectors are kept")
+async def platform_deleted(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs)
+    if ctx.spec.get("deletionPolicy", "Retain") != "Delete":
+        await ctx.note(
+            "Retained", "deletionPolicy Retain: bucket, queues, topics and connectors are kept"
+        )
         return
-    plan, where = _plan(spec), _endpoints()
+    plan, where = _plan(ctx.spec), _endpoints()
     await provision.delete_connectors(where, list(plan.databases))
     await provision.delete_topics(where, plan)
     await provision.delete_media_wiring(where, plan.media)
-    logger.info("deleted connectors, topics, queues and bucket")
+    await ctx.note("Deleted", "deleted connectors, topics, queues and bucket")
 
 
 # Cinema
@@ -222,12 +269,12 @@ def _cinema_body(spec: Any) -> dict[str, Any]:
                 "name": hall["name"],
                 "rows": [
                     {
-                        "label": r["label"],
-                        "seats": r["seats"],
-                        "seat_type": r.get("seatType", "standard"),
-                        "price": r["price"],
+                        "label": row["label"],
+                        "seats": row["seats"],
+                        "seat_type": row.get("seatType", "standard"),
+                        "price": row["price"],
                     }
-                    for r in hall["rows"]
+                    for row in hall["rows"]
                 ],
                 "blocked": list(hall.get("blocked") or []),
             }
@@ -236,113 +283,66 @@ def _cinema_body(spec: Any) -> dict[str, Any]:
     }
 
 
-async def reconcile_cinema(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    logger: Any,
-) -> None:
-    services: Services = memo.services
-    generation = meta.get("generation", 0)
+async def reconcile_cinema(ctx: Ctx) -> None:
     try:
-        cinema = await services.put_cinema(key(namespace, name), _cinema_body(spec))
-        bucket = cinema_bucket(namespace, name)
+        cinema = await ctx.services.put_cinema(ctx.key, _cinema_body(ctx.spec))
+        bucket = cinema_bucket(ctx.namespace, ctx.name)
+        # Its own media bucket, wired into the platform's notification topic.
         async with provision.aws(_endpoints(), "sns") as sns:
             topic_arn = (await sns.create_topic(Name="bmt-media-events"))["TopicArn"]
         await provision.ensure_bucket_notifying(_endpoints(), bucket, topic_arn)
     except Refused as exc:
-        _refused(patch, status, generation, "Refused", exc.detail)
-        logger.warning(f"the showtime service refused the cinema: {exc.detail}")
+        await _refused(ctx, "Refused", f"the showtime service refused the cinema: {exc.detail}")
         return
     except Unavailable as exc:
-        raise _failed(patch, status, generation, exc, retry) from None
-    patch.status["cinemaId"] = cinema["id"]
-    patch.status["halls"] = len(cinema["halls"])
-    patch.status["hallNames"] = [h["name"] for h in cinema["halls"]]
-    patch.status["bucket"] = bucket
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
-        ready=True,
-        reason="Synced",
-        message=f"cinema {cinema['id']} with {len(cinema['halls'])} halls; bucket {bucket}",
+        raise await _failed(ctx, exc) from None
+    halls = [h["name"] for h in cinema["halls"]]
+    ctx.patch.status.update(
+        {"cinemaId": cinema["id"], "halls": len(halls), "hallNames": halls, "bucket": bucket}
     )
-    logger.info(f"cinema {cinema['id']} synced ({len(cinema['halls'])} halls)")
+    message = f"cinema {cinema['id']} with {len(halls)} halls; bucket {bucket}"
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status, ctx.generation, ready=True, reason="Synced", message=message
+    )
+    await ctx.note("Synced", message)
 
 
 @kopf.on.resume(GROUP, VERSION, "cinemas")
 @kopf.on.create(GROUP, VERSION, "cinemas")
 @kopf.on.update(GROUP, VERSION, "cinemas")
-async def cinema_changed(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    await reconcile_cinema(name, namespace, spec, meta, status, patch, retry, memo, logger)
+async def cinema_changed(**kwargs: Any) -> None:
+    await reconcile_cinema(Ctx.of(kwargs))
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "cinemas",
-    interval=SETTINGS.timer_tick_seconds,
-    initial_delay=SETTINGS.timer_tick_seconds,
-)
-async def cinema_drift(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    if _due(memo, meta):
-        await reconcile_cinema(name, namespace, spec, meta, status, patch, 0, memo, logger)
+@kopf.timer(GROUP, VERSION, "cinemas", interval=SETTINGS.timer_tick_seconds)
+async def cinema_drift(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs, announce=False)
+    if _due(ctx.memo, ctx.meta):
+        await reconcile_cinema(ctx)
+
+
+async def _refuse_while_used(ctx: Ctx, ref: str, what: str) -> None:
+    users = sorted(ctx.indices["showtimes_by_ref"].get((ctx.namespace, f"{ref}:{ctx.name}"), []))
+    if users:
+        message = f"showtimes {', '.join(users)} use this {what}; delete them first"
+        await _refused(ctx, "InUse", message)
+        raise kopf.TemporaryError(message, delay=SETTINGS.retry_seconds * 2)
 
 
 @kopf.on.delete(GROUP, VERSION, "cinemas")
-async def cinema_deleted(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **indices: Any,
-) -> None:
-    if spec.get("deletionPolicy", "Retain") != "Delete":
-        logger.info("deletionPolicy Retain: the cinema's rows and bucket are kept")
+async def cinema_deleted(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs)
+    if ctx.spec.get("deletionPolicy", "Retain") != "Delete":
+        await ctx.note("Retained", "deletionPolicy Retain: the cinema's rows and bucket are kept")
         return
-    users = sorted(indices["showtimes_by_ref"].get((namespace, f"cinema:{name}"), []))
-    if users:
-        message = f"showtimes {', '.join(users)} use this cinema; delete them first"
-        _refused(patch, status, meta.get("generation", 0), "InUse", message)
-        raise kopf.TemporaryError(message, delay=SETTINGS.retry_seconds * 2)
-    services: Services = memo.services
+    await _refuse_while_used(ctx, "cinema", "cinema")
     try:
-        await services.delete_cinema(key(namespace, name))
+        await ctx.services.delete_cinema(ctx.key)
     except Refused as exc:
-        _refused(patch, status, meta.get("generation", 0), "InUse", exc.detail)
+        await _refused(ctx, "InUse", exc.detail)
         raise kopf.TemporaryError(exc.detail, delay=SETTINGS.retry_seconds * 2) from None
-    await provision.delete_bucket(_endpoints(), cinema_bucket(namespace, name))
-    logger.info("deleted the cinema's rows and bucket")
+    await provision.delete_bucket(_endpoints(), cinema_bucket(ctx.namespace, ctx.name))
+    await ctx.note("Deleted", "deleted the cinema's rows and bucket")
 
 
 # Film
@@ -364,150 +364,85 @@ def _film_body(spec: Any) -> dict[str, Any]:
     return body
 
 
-def _film_status(patch: kopf.Patch, status: Any, generation: int, film: dict[str, Any]) -> None:
-    patch.status["filmId"] = film["id"]
-    patch.status["media"] = film["media_status"]
-    patch.status["posterUrl"] = film["poster_url"]
-    patch.status["trailerUrl"] = film["trailer_url"]
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
+def _film_status(ctx: Ctx, film: dict[str, Any]) -> None:
+    ctx.patch.status.update(
+        {
+            "filmId": film["id"],
+            "media": film["media_status"],
+            "posterUrl": film["poster_url"],
+            "trailerUrl": film["trailer_url"],
+        }
+    )
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status,
+        ctx.generation,
         ready=True,
         reason="Synced",
         message=f"film {film['id']}, media {film['media_status']}",
     )
 
 
-async def reconcile_film(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    logger: Any,
-) -> None:
-    services: Services = memo.services
-    generation = meta.get("generation", 0)
+async def reconcile_film(ctx: Ctx) -> None:
     try:
-        film = await services.put_film(key(namespace, name), _film_body(spec))
+        film = await ctx.services.put_film(ctx.key, _film_body(ctx.spec))
     except Refused as exc:
-        _refused(patch, status, generation, "Refused", exc.detail)
-        logger.warning(f"the product service refused the film: {exc.detail}")
+        await _refused(ctx, "Refused", f"the product service refused the film: {exc.detail}")
         return
     except Unavailable as exc:
-        raise _failed(patch, status, generation, exc, retry) from None
-    _film_status(patch, status, generation, film)
-    logger.info(f"film {film['id']} synced, media {film['media_status']}")
+        raise await _failed(ctx, exc) from None
+    _film_status(ctx, film)
+    await ctx.note("Synced", f"film {film['id']} synced, media {film['media_status']}")
 
 
 @kopf.on.resume(GROUP, VERSION, "films")
 @kopf.on.create(GROUP, VERSION, "films")
 @kopf.on.update(GROUP, VERSION, "films")
-async def film_changed(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    await reconcile_film(name, namespace, spec, meta, status, patch, retry, memo, logger)
+async def film_changed(**kwargs: Any) -> None:
+    await reconcile_film(Ctx.of(kwargs))
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "films",
-    interval=SETTINGS.timer_tick_seconds,
-    initial_delay=SETTINGS.timer_tick_seconds,
-)
-async def film_refresh(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
+@kopf.timer(GROUP, VERSION, "films", interval=SETTINGS.timer_tick_seconds)
+async def film_refresh(**kwargs: Any) -> None:
     """Media URLs arrive after the pipeline ran: follow them until ready; repair drift."""
-    if _due(memo, meta):
-        await reconcile_film(name, namespace, spec, meta, status, patch, 0, memo, logger)
-    elif (status or {}).get("media") != "ready" and (status or {}).get("filmId"):
+    ctx = Ctx.of(kwargs, announce=False)
+    if _due(ctx.memo, ctx.meta):
+        await reconcile_film(ctx)
+    elif (ctx.status or {}).get("media") != "ready" and (ctx.status or {}).get("filmId"):
         try:
-            film = await memo.services.film(key(namespace, name))
+            film = await ctx.services.film(ctx.key)
         except (Refused, Unavailable):
             return  # the next tick tries again
         if film is not None:
-            _film_status(patch, status, meta.get("generation", 0), film)
+            _film_status(ctx, film)
 
 
 @kopf.on.delete(GROUP, VERSION, "films")
-async def film_deleted(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **indices: Any,
-) -> None:
-    if spec.get("deletionPolicy", "Retain") != "Delete":
-        logger.info("deletionPolicy Retain: the film's row and media are kept")
+async def film_deleted(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs)
+    if ctx.spec.get("deletionPolicy", "Retain") != "Delete":
+        await ctx.note("Retained", "deletionPolicy Retain: the film's row and media are kept")
         return
-    users = sorted(indices["showtimes_by_ref"].get((namespace, f"film:{name}"), []))
-    if users:
-        message = f"showtimes {', '.join(users)} show this film; delete them first"
-        _refused(patch, status, meta.get("generation", 0), "InUse", message)
-        raise kopf.TemporaryError(message, delay=SETTINGS.retry_seconds * 2)
-    await memo.services.delete_film(key(namespace, name))
-    logger.info("withdrew the film")
+    await _refuse_while_used(ctx, "film", "film")
+    await ctx.services.delete_film(ctx.key)
+    await ctx.note("Deleted", "withdrew the film")
 
 
 # Showtime
-async def reconcile_showtime(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    film_ids: kopf.Index[tuple[str | None, str], Any],
-    cinema_halls: kopf.Index[tuple[str | None, str], Any],
-    logger: Any,
-) -> None:
-    services: Services = memo.services
-    generation = meta.get("generation", 0)
-    film = [i for i in film_ids.get((namespace, spec["filmRef"]), []) if i]
+async def reconcile_showtime(ctx: Ctx) -> None:
+    spec, namespace = ctx.spec, ctx.namespace
+    film = [i for i in ctx.indices["film_ids"].get((namespace, spec["filmRef"]), []) if i]
     if not film:
         message = f"Film {spec['filmRef']!r} is missing or not ready yet"
-        _refused(patch, status, generation, "FilmNotFound", message)
-        raise kopf.TemporaryError(message, delay=_backoff(min(retry, 3)))
-    halls = [h for h in cinema_halls.get((namespace, spec["cinemaRef"]), []) if h]
+        await _refused(ctx, "FilmNotFound", message)
+        raise kopf.TemporaryError(message, delay=_backoff(min(ctx.retry, 3)))
+    halls = [h for h in ctx.indices["cinema_halls"].get((namespace, spec["cinemaRef"]), []) if h]
     if not halls:
         message = f"Cinema {spec['cinemaRef']!r} is missing or not ready yet"
-        _refused(patch, status, generation, "CinemaNotFound", message)
-        raise kopf.TemporaryError(message, delay=_backoff(min(retry, 3)))
+        await _refused(ctx, "CinemaNotFound", message)
+        raise kopf.TemporaryError(message, delay=_backoff(min(ctx.retry, 3)))
     if spec["hall"] not in halls[0]:
-        _refused(
-            patch,
-            status,
-            generation,
-            "HallNotFound",
-            f"Cinema {spec['cinemaRef']!r} has no hall {spec['hall']!r}",
+        await _refused(
+            ctx, "HallNotFound", f"Cinema {spec['cinemaRef']!r} has no hall {spec['hall']!r}"
         )
         return
     body = {
@@ -518,126 +453,65 @@ async def reconcile_showtime(
         "released": bool(spec.get("released", False)),
     }
     try:
-        showtime = await services.put_showtime(key(namespace, name), body)
+        showtime = await ctx.services.put_showtime(ctx.key, body)
     except Refused as exc:
         reason = "Conflict" if exc.status == 409 else "Refused"
-        _refused(patch, status, generation, reason, exc.detail)
-        logger.warning(f"the showtime service refused the showtime: {exc.detail}")
+        await _refused(ctx, reason, f"the showtime service refused the showtime: {exc.detail}")
         return
     except Unavailable as exc:
-        raise _failed(patch, status, generation, exc, retry) from None
-    patch.status["showtimeId"] = showtime["id"]
-    patch.status["endsAt"] = showtime["ends_at"]
-    patch.status["conditions"] = conditions(
-        status,
-        generation,
-        ready=True,
-        reason="Released" if showtime["released"] else "Scheduled",
-        message=f"showtime {showtime['id']} until {showtime['ends_at']}",
+        raise await _failed(ctx, exc) from None
+    ctx.patch.status["showtimeId"] = showtime["id"]
+    ctx.patch.status["endsAt"] = showtime["ends_at"]
+    state = "Released" if showtime["released"] else "Scheduled"
+    message = f"showtime {showtime['id']} until {showtime['ends_at']}"
+    ctx.patch.status["conditions"] = conditions(
+        ctx.status, ctx.generation, ready=True, reason=state, message=message
     )
-    logger.info(f"showtime {showtime['id']} synced (released: {showtime['released']})")
+    await ctx.note(state, message)
 
 
 @kopf.on.resume(GROUP, VERSION, "showtimes")
 @kopf.on.create(GROUP, VERSION, "showtimes")
 @kopf.on.update(GROUP, VERSION, "showtimes")
-async def showtime_changed(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    retry: int,
-    memo: kopf.Memo,
-    logger: Any,
-    **indices: Any,
-) -> None:
-    await reconcile_showtime(
-        name,
-        namespace,
-        spec,
-        meta,
-        status,
-        patch,
-        retry,
-        memo,
-        indices["film_ids"],
-        indices["cinema_halls"],
-        logger,
-    )
+async def showtime_changed(**kwargs: Any) -> None:
+    await reconcile_showtime(Ctx.of(kwargs))
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "showtimes",
-    interval=SETTINGS.timer_tick_seconds,
-    initial_delay=SETTINGS.timer_tick_seconds,
-)
-async def showtime_seats(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **indices: Any,
-) -> None:
+@kopf.timer(GROUP, VERSION, "showtimes", interval=SETTINGS.timer_tick_seconds)
+async def showtime_seats(**kwargs: Any) -> None:
     """Keeps the seat counters fresh; re-asserts the showtime when its drift check is due."""
-    if _due(memo, meta):
+    ctx = Ctx.of(kwargs, announce=False)
+    if _due(ctx.memo, ctx.meta):
         try:
-            await reconcile_showtime(
-                name,
-                namespace,
-                spec,
-                meta,
-                status,
-                patch,
-                0,
-                memo,
-                indices["film_ids"],
-                indices["cinema_halls"],
-                logger,
-            )
+            await reconcile_showtime(ctx)
         except kopf.TemporaryError:
             return
-    showtime_id = (status or {}).get("showtimeId")
-    if showtime_id and spec.get("released"):
+    showtime_id = (ctx.status or {}).get("showtimeId")
+    if showtime_id and ctx.spec.get("released"):
         try:
-            counts = await memo.services.seat_counts(int(showtime_id))
+            counts = await ctx.services.seat_counts(int(showtime_id))
         except (Refused, Unavailable):
             return
-        if counts is not None and counts != (status or {}).get("seats"):
-            patch.status["seats"] = counts
+        if counts is not None and counts != (ctx.status or {}).get("seats"):
+            ctx.patch.status["seats"] = counts
 
 
 @kopf.on.delete(GROUP, VERSION, "showtimes")
-async def showtime_deleted(
-    name: str,
-    namespace: str | None,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    if spec.get("deletionPolicy", "Retain") != "Delete":
-        logger.info("deletionPolicy Retain: the showtime, its seats and orders are kept")
+async def showtime_deleted(**kwargs: Any) -> None:
+    ctx = Ctx.of(kwargs)
+    if ctx.spec.get("deletionPolicy", "Retain") != "Delete":
+        await ctx.note(
+            "Retained", "deletionPolicy Retain: the showtime, its seats and orders are kept"
+        )
         return
-    services: Services = memo.services
-    showtime_id = (status or {}).get("showtimeId")
-    counts = await services.seat_counts(int(showtime_id)) if showtime_id else None
+    showtime_id = (ctx.status or {}).get("showtimeId")
+    counts = await ctx.services.seat_counts(int(showtime_id)) if showtime_id else None
     if counts and counts["sold"]:
         message = (
             f"{counts['sold']} tickets are sold; set deletionPolicy: Retain to remove the"
             " resource and keep them"
         )
-        _refused(patch, status, meta.get("generation", 0), "HasSoldTickets", message)
+        await _refused(ctx, "HasSoldTickets", message)
         raise kopf.TemporaryError(message, delay=SETTINGS.retry_seconds * 6)
-    await services.delete_showtime(key(namespace, name))
-    logger.info("withdrew the showtime")
+    await ctx.services.delete_showtime(ctx.key)
+    await ctx.note("Deleted", "withdrew the showtime")

@@ -109,10 +109,10 @@ def platform_up(settings: StackSettings) -> int:
         print(f"registering Debezium connectors for {', '.join(databases)}", flush=True)
         try:
             asyncio.run(platform.ensure_connectors(settings, databases))
+            asyncio.run(platform.upload_example_media(settings))
             print("seeding the demo catalogue (a cinema, films, showtimes tomorrow)", flush=True)
             asyncio.run(demo.seed(settings))
             print("applying examples/ (the operator reconciles them)", flush=True)
-            asyncio.run(platform.upload_example_media(settings))
             platform.kubectl_apply(settings, PROJECT_ROOT / "examples")
         except (RuntimeError, demo.DemoError) as exc:
             failures.append(("platform set-up", exc))

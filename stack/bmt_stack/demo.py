@@ -96,25 +96,20 @@ async def seed(settings: StackSettings) -> dict[str, Any]:
                 "halls": [DEMO_HALL],
             },
         )
-        existing = {
-            f["title"]: f for f in (await admin.call("GET", "/v1/films?limit=200", 200))["items"]
-        }
         films = []
         for title, released, minutes, genres, rating in DEMO_FILMS:
-            if title not in existing:
-                form = aiohttp.FormData()
-                for name, value in (
-                    ("title", title),
-                    ("release_date", released),
-                    ("duration_minutes", str(minutes)),
-                    ("genres", genres),
-                    ("age_rating", rating),
-                ):
-                    form.add_field(name, value)
-                form.add_field("poster", PNG, filename="poster.png", content_type="image/png")
-                form.add_field("trailer", MP4, filename="trailer.mp4", content_type="video/mp4")
-                existing[title] = await admin.call("POST", "/v1/films", 201, data=form)
-            films.append(existing[title])
+            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+            spec = {
+                "title": title,
+                "release_date": released,
+                "duration_minutes": minutes,
+                "genres": genres.split(","),
+                "age_rating": rating,
+                # Put into the media bucket by `bmt up` (examples/media).
+                "poster": {"object_key": "examples/poster.png"},
+                "trailer": {"object_key": "examples/trailer.mp4"},
+            }
+            films.append(await admin.call("PUT", f"/v1/films/by-key/demo.{slug}", 200, json=spec))
         tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date()
         showtimes = []
         for i, film in enumerate(films):
