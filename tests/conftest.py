@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
+import asyncpg
 import pytest
 
 from bmt_stack import cli
+from bmt_stack.components.services import ADMIN_EMAIL, Secrets
 from bmt_stack.config import HOST, StackSettings
+from support import Client, Mailbox
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +53,92 @@ def connect_url(stack: StackSettings) -> str:
 @pytest.fixture(scope="session")
 def aws_endpoint(stack: StackSettings) -> str:
     return f"http://{HOST}:{stack.port_moto}"
+
+
+# The whole platform, reached through the gateway.
+@pytest.fixture(scope="session")
+def bmt_platform(settings: StackSettings) -> StackSettings:
+    assert cli.platform_up(settings) == 0, "the local platform did not come up"
+    return settings
+
+
+@pytest.fixture(scope="session")
+def gateway(bmt_platform: StackSettings) -> str:
+    return f"http://{HOST}:{bmt_platform.port_gateway}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def client(http: aiohttp.ClientSession, gateway: str) -> Client:
+    return Client(http, gateway)
+
+
+@pytest.fixture
+def new_client(http: aiohttp.ClientSession, gateway: str) -> Callable[[], Client]:
+    return lambda: Client(http, gateway)
+
+
+@pytest.fixture
+async def admin(new_client: Callable[[], Client], bmt_platform: StackSettings) -> Client:
+    who = new_client()
+    password = Secrets(bmt_platform).admin_password()
+    status, body = await who.call(
+        "POST", "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": password}
+    )
+    assert status == 200, body
+    who.token = body["access_token"]
+    return who
+
+
+@pytest.fixture
+def db(bmt_platform: StackSettings) -> Callable[[str], Awaitable[asyncpg.Connection]]:
+    password = bmt_platform.postgres_password.get_secret_value()
+
+    async def connect(database: str) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            f"postgresql://bmt:{password}@{HOST}:{bmt_platform.port_postgres}/{database}"
+        )
+
+    return connect
+
+
+@pytest.fixture
+def mailbox(http: aiohttp.ClientSession, bmt_platform: StackSettings) -> Mailbox:
+    return Mailbox(http, f"http://{HOST}:{bmt_platform.port_moto}")
+
+
+@pytest.fixture
+def email(unique: str) -> str:
+    return f"client-{unique}@example.com"
+
+
+@pytest.fixture
+def make_user(
+    admin: Client, new_client: Callable[[], Client], unique: str
+) -> Callable[..., Awaitable[Client]]:
+    """A signed-in client with a fresh account of the given role (created by the admin)."""
+    counter = iter(range(10_000))
+
+    async def make(role: str = "customer") -> Client:
+        who = new_client()
+        email = f"{role}-{unique}-{next(counter)}@example.com"
+        password = "a long enough password"
+        status, body = await admin.call(
+            "POST",
+            "/v1/users",
+            json={"email": email, "password": password, "name": role, "role": role},
+        )
+        assert status == 201, body
+        status, tokens = await who.call(
+            "POST", "/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert status == 200, tokens
+        who.token = tokens["access_token"]
+        return who
+
+    return make

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,7 @@ class OperatorSettings(BaseSettings):
     # What a Platform resource provisions.
     kafka_bootstrap: str = "127.0.0.1:19092"
     connect_url: str = "http://127.0.0.1:18083"
+    # Empty means AWS itself (no endpoint override); the default is the local moto server.
     aws_endpoint: str | None = "http://127.0.0.1:15000"
     aws_region: str = "us-east-1"
     aws_access_key_id: SecretStr = SecretStr("bmt")
@@ -34,3 +35,8 @@ class OperatorSettings(BaseSettings):
     timer_tick_seconds: float = 5.0
     retry_seconds: float = 5.0
     log_level: str = "INFO"
+
+    @field_validator("aws_endpoint")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: str | None) -> str | None:
+        return value or None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,7 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = SecretStr("")
     db_pool_size: int = 10
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Empty means AWS itself (no endpoint override); the default is the local moto server.
     aws_endpoint: str | None = "http://127.0.0.1:15000"
     aws_region: str = "us-east-1"
     aws_access_key_id: SecretStr = SecretStr("bmt")
@@ -25,3 +26,8 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "bmt-user"
     jwt_audience: str = "bmt"
     max_body_bytes: int = 1024 * 1024
+
+    @field_validator("aws_endpoint")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: str | None) -> str | None:
+        return value or None

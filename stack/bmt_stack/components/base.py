@@ -73,7 +73,8 @@ class Component(ABC):
             self._wait_healthy()
             self.after_start()
             return "already running"
-        if port_open(self.port):
+        # A process that has just died may hold its port for a moment more.
+        if not process.wait_for(lambda: not port_open(self.port), 5.0):
             raise process.StartError(
                 f"{self.name}: port {HOST}:{self.port} is taken by a process the stack did not "
                 f"start; stop it or choose another port (BMT_PORT_*)"

@@ -1,0 +1,466 @@
+"""The Helm chart (helm/bmt): lint, render, schema refusals, CRD copies, and a real install.
+
+`helm install` goes to the local stack's kube-apiserver. No kubelet runs there, so no pod ever
+starts: the test checks the objects, never their pods, and never uses `--wait`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bmt_stack.config import PROJECT_ROOT, StackSettings
+
+CHART = PROJECT_ROOT / "helm" / "bmt"
+PRODUCTION = CHART / "ci" / "production-values.yaml"
+SYNC_CRDS = PROJECT_ROOT / "helm" / "sync_crds.py"
+SERVICES = {
+    "gateway": 18080,
+    "user": 18101,
+    "mail": 18102,
+    "product": 18103,
+    "upload": 18104,
+    "showtime": 18105,
+    "order": 18106,
+    "payment": 18107,
+}
+# What one release renders, whatever the values (kind -> count; None: at least one).
+KINDS: dict[str, int | None] = {
+    "Deployment": 9,
+    "Service": 8,
+    "PodDisruptionBudget": 8,
+    "HorizontalPodAutoscaler": 8,
+    "Ingress": 1,
+    "Job": 1,
+    "ClusterRole": 1,
+    "ClusterRoleBinding": 1,
+    "ServiceAccount": 2,
+    "ConfigMap": None,
+    "Secret": None,
+    "Platform": 1,
+}
+VALUES = {"default": None, "production": PRODUCTION}
+
+
+def run(
+    stack: StackSettings, tool: str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(stack.state_dir / "bin" / tool), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(stack.kubeconfig)},
+        timeout=180,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{tool} {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def helm(stack: StackSettings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(stack, "helm", *args, check=check)
+
+
+def kubectl(
+    stack: StackSettings, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return run(stack, "kubectl", *args, stdin=stdin, check=check)
+
+
+def values_args(values: Path | None) -> list[str]:
+    return ["-f", str(values)] if values else []
+
+
+def render(stack: StackSettings, *args: str) -> list[dict[str, Any]]:
+    out = helm(stack, "template", "bmt", str(CHART), "--namespace", "bmt", *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+# --- lint and template ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUES.values(), ids=VALUES.keys())
+def test_helm_lint_passes(stack: StackSettings, values: Path | None) -> None:
+    result = helm(stack, "lint", str(CHART), "--strict", *values_args(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("values", VALUES.values(), ids=VALUES.keys())
+def test_template_renders_every_kind(stack: StackSettings, values: Path | None) -> None:
+    docs = render(stack, *values_args(values))
+    kinds = Counter(d["kind"] for d in docs)
+    for kind, count in KINDS.items():
+        if count is None:
+            assert kinds[kind] >= 1, f"no {kind} rendered"
+        else:
+            assert kinds[kind] == count, f"{kinds[kind]} {kind} rendered, want {count}"
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == {f"bmt-{name}" for name in SERVICES} | {"bmt-operator"}
+    platform = by_kind(docs, "Platform")["bmt"]
+    assert platform["apiVersion"] == "bmt.dev/v1alpha1"
+    assert platform["spec"]["deletionPolicy"] == "Retain"
+    assert platform["spec"]["connectors"]["databases"] == [
+        "bmt_user",
+        "bmt_mail",
+        "bmt_product",
+        "bmt_showtime",
+        "bmt_order",
+        "bmt_payment",
+    ]
+    assert set(platform["spec"]["media"]) == {
+        "bucket",
+        "snsTopic",
+        "queue",
+        "deadLetterQueue",
+        "maxReceives",
+    }
+
+
+def test_services_are_wired_like_the_local_stack_with_cluster_names(stack: StackSettings) -> None:
+    docs = render(stack)
+    deployments = by_kind(docs, "Deployment")
+    config = by_kind(docs, "ConfigMap")
+    services = by_kind(docs, "Service")
+    common = config["bmt-common"]["data"]
+    assert common["BMT_HOST"] == "0.0.0.0"  # noqa: S104 (a pod listens on its own address)
+    assert common["BMT_JWKS_URL"] == "http://bmt-user:18101/.well-known/jwks.json"
+    for name, port in SERVICES.items():
+        pod = deployments[f"bmt-{name}"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"] == ["python", "-m", f"bmt_{name}"]
+        assert container["ports"][0]["containerPort"] == port
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["resources"]["requests"]
+        assert container["resources"]["limits"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert config[f"bmt-{name}"]["data"]["BMT_PORT"] == str(port)
+        assert services[f"bmt-{name}"]["spec"]["ports"][0]["port"] == port
+        env = {e["name"]: e for e in container.get("env") or []}
+        if name in ("gateway", "upload"):
+            assert "BMT_DATABASE_URL" not in env
+        else:
+            assert env["BMT_DATABASE_URL"]["value"] == (
+                f"postgresql://bmt:$(BMT_POSTGRES_PASSWORD)@postgres:5432/bmt_{name}"
+            )
+            assert "secretKeyRef" in env["BMT_POSTGRES_PASSWORD"]["valueFrom"]
+    upstreams = json.loads(config["bmt-gateway"]["data"]["BMT_UPSTREAMS"])
+    assert upstreams == {
+        name: f"http://bmt-{name}:{SERVICES[name]}"
+        for name in ("user", "product", "showtime", "order", "payment")
+    }
+    assert config["bmt-order"]["data"]["BMT_PRODUCT_URL"] == "http://bmt-product:18103"
+    assert config["bmt-payment"]["data"]["BMT_ORDER_URL"] == "http://bmt-order:18106"
+    assert config["bmt-payment"]["data"]["BMT_PUBLIC_URL"] == "http://bmt.local"
+    user_env = {
+        e["name"]
+        for e in deployments["bmt-user"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert {"BMT_JWT_PRIVATE_KEY", "BMT_OTP_PEPPER"} <= user_env
+    operator = deployments["bmt-operator"]["spec"]
+    assert operator["replicas"] == 1
+    assert operator["strategy"] == {"type": "Recreate"}
+    (container,) = operator["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "bmt_operator"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert config["bmt-operator"]["data"]["BMT_CONNECT_URL"] == "http://kafka-connect:8083"
+    assert config["bmt-operator"]["data"]["BMT_SHOWTIME_URL"] == "http://bmt-showtime:18105"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["BMT_OPERATOR_PASSWORD"] == {"name": "bmt-auth", "key": "admin-password"}
+    assert env["BMT_POSTGRES_PASSWORD"] == {"name": "bmt-postgres", "key": "postgres-password"}
+    rules = by_kind(docs, "ClusterRole")["bmt-bmt-operator"]["rules"]
+    assert {
+        "apiGroups": ["bmt.dev"],
+        "resources": [
+            "platforms/status",
+            "cinemas/status",
+            "films/status",
+            "showtimes/status",
+        ],
+        "verbs": ["patch", "update"],
+    } in rules
+    assert not any("kopf.dev" in rule["apiGroups"] for rule in rules)
+    job = by_kind(docs, "Job")["bmt-migrations"]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "-m",
+        "bmt_common.migrate_all",
+    ]
+
+
+def test_production_values_scale_out_and_use_existing_secrets(stack: StackSettings) -> None:
+    docs = render(stack, "-f", str(PRODUCTION))
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler").values():
+        assert hpa["spec"]["minReplicas"] >= 2
+    for name, deployment in by_kind(docs, "Deployment").items():
+        if name != "bmt-operator":  # the autoscaler owns the count
+            assert "replicas" not in deployment["spec"]
+    ingress = by_kind(docs, "Ingress")["bmt-gateway"]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["tickets.example.com"], "secretName": "tickets-example-com-tls"}
+    ]
+    secrets = set(by_kind(docs, "Secret"))
+    assert not secrets & {"bmt-postgres", "bmt-aws", "bmt-auth", "bmt-migrations"}
+    env = by_kind(docs, "Deployment")["bmt-order"]["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+    assert refs == {"BMT_POSTGRES_PASSWORD": "bmt-postgres", "BMT_TICKET_KEY": "bmt-auth"}
+
+
+def test_per_service_switches_override_the_defaults(stack: StackSettings) -> None:
+    docs = render(
+        stack,
+        "--set",
+        "services.mail.hpa.enabled=false",
+        "--set",
+        "services.mail.pdb.enabled=false",
+        "--set",
+        "services.mail.replicas=0",
+        "--set",
+        "services.order.hpa.maxReplicas=7",
+    )
+    assert "bmt-mail" not in by_kind(docs, "HorizontalPodAutoscaler")
+    assert "bmt-mail" not in by_kind(docs, "PodDisruptionBudget")
+    assert by_kind(docs, "Deployment")["bmt-mail"]["spec"]["replicas"] == 0
+    order = by_kind(docs, "HorizontalPodAutoscaler")["bmt-order"]["spec"]
+    assert (order["minReplicas"], order["maxReplicas"]) == (1, 7)
+
+
+# --- values that break the schema ----------------------------------------------------------
+
+WRONG = {
+    "wrong-type": (
+        {"services": {"user": {"port": 18101, "hpa": {"maxReplicas": "many"}}}},
+        ["/services/user/hpa/maxReplicas", "want integer"],
+    ),
+    "unknown-key": (
+        {"services": {"order": {"port": 18106, "colour": "red"}}},
+        ["/services/order", "additional properties 'colour' not allowed"],
+    ),
+    "unknown-top-level-key": ({"replicaCount": 3}, ["'replicaCount' not allowed"]),
+    "negative-replicas": (
+        {"serviceDefaults": {"replicas": -1}},
+        ["/serviceDefaults/replicas", "minimum: got -1"],
+    ),
+    "bad-enum": (
+        {"platform": {"deletionPolicy": "Keep"}},
+        ["/platform/deletionPolicy", "'Delete', 'Retain'"],
+    ),
+    "bad-log-level": ({"logLevel": "LOUD"}, ["/logLevel"]),
+    "two-operators": ({"operator": {"replicas": 2}}, ["/operator/replicas", "maximum"]),
+    "bad-bucket-name": (
+        {"platform": {"media": {"bucket": "Not_A_Bucket"}}},
+        ["/platform/media/bucket"],
+    ),
+    "no-database-password": (
+        {"postgres": {"password": "", "existingSecret": ""}},
+        ["/postgres/password", "minLength"],
+    ),
+    "env-not-a-setting": (
+        {"services": {"gateway": {"port": 18080, "env": {"PATH": "/evil"}}}},
+        ["/services/gateway/env", "additional properties 'PATH' not allowed"],
+    ),
+    "hpa-min-above-max": (
+        {"services": {"order": {"port": 18106, "hpa": {"minReplicas": 9, "maxReplicas": 3}}}},
+        ["services.order.hpa: minReplicas (9) is greater than maxReplicas (3)"],
+    ),
+    "operator-without-admin": (
+        {"auth": {"bootstrapAdmin": {"email": "", "password": ""}}},
+        ["operator.enabled needs auth.bootstrapAdmin.email"],
+    ),
+    "dead-letter-queue-is-the-queue": (
+        {"platform": {"media": {"queue": "q1", "deadLetterQueue": "q1"}}},
+        ["platform.media.deadLetterQueue must differ from platform.media.queue"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("values", "messages"), WRONG.values(), ids=WRONG.keys())
+def test_wrong_values_are_refused_naming_the_value(
+    stack: StackSettings, tmp_path: Path, values: dict[str, Any], messages: list[str]
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm(stack, "template", "bmt", str(CHART), "-f", str(path), check=False)
+    assert result.returncode != 0, "helm template accepted wrong values"
+    assert result.stdout == ""
+    for message in messages:
+        assert message in result.stderr, result.stderr
+
+
+def test_helm_lint_refuses_wrong_values_too(stack: StackSettings, tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump({"serviceDefaults": {"replicas": -1}}))
+    result = helm(stack, "lint", str(CHART), "-f", str(path), check=False)
+    assert result.returncode != 0
+    assert "/serviceDefaults/replicas" in result.stdout
+
+
+# --- the chart's CRDs are generated from crds/ ---------------------------------------------
+
+
+def sync_crds(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SYNC_CRDS), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_chart_crds_are_the_generated_copies_of_crds() -> None:
+    sources = sorted(p.name for p in (PROJECT_ROOT / "crds").glob("*.yaml"))
+    assert {"bmt.dev_platforms.yaml", "bmt.dev_cinemas.yaml"} <= set(sources)
+    result = sync_crds("--check")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == sources
+    for name in sources:
+        copy = (CHART / "crds" / name).read_text()
+        assert copy.startswith(f"# generated from crds/{name}")
+        assert copy.endswith((PROJECT_ROOT / "crds" / name).read_text())
+
+
+def test_sync_crds_check_catches_stale_missing_and_left_over_copies(tmp_path: Path) -> None:
+    source, target = tmp_path / "crds", tmp_path / "chart-crds"
+    source.mkdir()
+    (source / "a.yaml").write_text("kind: A\n")
+    (source / "b.yaml").write_text("kind: B\n")
+    where = ("--source", str(source), "--target", str(target))
+    missing = sync_crds("--check", *where)
+    assert missing.returncode == 1
+    assert "missing" in missing.stderr
+    assert sync_crds(*where).returncode == 0
+    assert sync_crds("--check", *where).returncode == 0
+    assert (target / "a.yaml").read_text().endswith("kind: A\n")
+    (source / "a.yaml").write_text("kind: A2\n")
+    (source / "b.yaml").unlink()
+    stale = sync_crds("--check", *where)
+    assert stale.returncode == 1
+    assert "stale" in stale.stderr
+    assert "left over" in stale.stderr
+    assert sync_crds(*where).returncode == 0
+    assert sorted(p.name for p in target.iterdir()) == ["a.yaml"]
+
+
+# --- helm install into the real API server -------------------------------------------------
+
+
+@pytest.fixture
+def release(stack: StackSettings, unique: str) -> Iterator[tuple[str, str]]:
+    """A fresh namespace and release name; uninstalled and deleted afterwards."""
+    namespace, name = f"chart-{unique}", f"bmt-{unique}"
+    kubectl(stack, "create", "namespace", namespace)
+    yield namespace, name
+    helm(stack, "uninstall", name, "-n", namespace, check=False)
+    kubectl(stack, "delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_helm_install_creates_every_object(
+    stack: StackSettings, release: tuple[str, str], unique: str, tmp_path: Path
+) -> None:
+    namespace, name = release
+    # The Platform gets names of its own and no connectors, so that an operator watching this
+    # API server (the local platform runs one) builds nothing the local platform uses, and keeps
+    # what it builds (Retain).
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "platform": {
+                    "deletionPolicy": "Retain",
+                    "media": {
+                        "bucket": f"bmt-chart-{unique}",
+                        "snsTopic": f"bmt-chart-{unique}",
+                        "queue": f"bmt-chart-{unique}",
+                        "deadLetterQueue": f"bmt-chart-{unique}-dlq",
+                    },
+                    "connectors": {"databases": []},
+                }
+            }
+        )
+    )
+    sets = ["-f", str(values)]
+    # --no-hooks: the migrations Job is a pre-install hook and Helm waits for a hook Job to
+    # complete, which it never does without a kubelet. The hook objects are checked below by the
+    # API server itself (server-side dry run) instead.
+    helm(stack, "install", name, str(CHART), "-n", namespace, "--no-hooks", *sets)
+    listed = json.loads(helm(stack, "list", "-n", namespace, "-o", "json").stdout)
+    assert [(r["name"], r["status"]) for r in listed] == [(name, "deployed")]
+
+    crds = kubectl(stack, "get", "crd", "-o", "name").stdout.split()
+    for plural in ("platforms", "cinemas", "films", "showtimes"):
+        assert f"customresourcedefinition.apiextensions.k8s.io/{plural}.bmt.dev" in crds
+
+    def names(kind: str) -> set[str]:
+        out = kubectl(stack, "get", kind, "-n", namespace, "-o", "json").stdout
+        return {item["metadata"]["name"] for item in json.loads(out)["items"]}
+
+    workloads = {f"{name}-{service}" for service in SERVICES}
+    assert names("deployments") == workloads | {f"{name}-operator"}
+    assert names("services") == workloads
+    assert names("poddisruptionbudgets") == workloads
+    assert names("horizontalpodautoscalers") == workloads
+    assert names("ingresses") == {f"{name}-gateway"}
+    assert {name, f"{name}-operator"} <= names("serviceaccounts")
+    assert {f"{name}-common", f"{name}-operator"} | workloads <= names("configmaps")
+    assert {f"{name}-postgres", f"{name}-aws", f"{name}-auth", f"{name}-payments"} <= names(
+        "secrets"
+    )
+    assert names("platforms.bmt.dev") == {"bmt"}
+    cluster_role = f"{name}-{namespace}-operator"
+    kubectl(stack, "get", "clusterrole", cluster_role)
+    binding = json.loads(
+        kubectl(stack, "get", "clusterrolebinding", cluster_role, "-o", "json").stdout
+    )
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{name}-operator", "namespace": namespace}
+    ]
+
+    # The generated keys are real: an Ed25519 PEM and random strings, kept on upgrade.
+    auth = json.loads(
+        kubectl(stack, "get", "secret", f"{name}-auth", "-n", namespace, "-o", "json").stdout
+    )
+    assert set(auth["data"]) == {"jwt-private-key", "otp-pepper", "ticket-key", "admin-password"}
+    helm(stack, "upgrade", name, str(CHART), "-n", namespace, "--no-hooks", *sets)
+    again = json.loads(
+        kubectl(stack, "get", "secret", f"{name}-auth", "-n", namespace, "-o", "json").stdout
+    )
+    assert again["data"] == auth["data"]
+
+    # The hook objects (migrations Secret and Job), as the API server would take them.
+    hooks = helm(
+        stack,
+        "template",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "--show-only",
+        "templates/migrations-job.yaml",
+    ).stdout
+    dry_run = kubectl(stack, "create", "--dry-run=server", "-n", namespace, "-f", "-", stdin=hooks)
+    assert f"job.batch/{name}-migrations created (server dry run)" in dry_run.stdout
+
+    helm(stack, "uninstall", name, "-n", namespace)
+    assert names("deployments") == set()
+    assert names("services") == set()
+    gone = kubectl(stack, "get", "clusterrole", cluster_role, check=False)
+    assert "NotFound" in gone.stderr
