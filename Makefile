@@ -3,11 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install up down status lint test clean
+.PHONY: install up down status lint test bench clean
 
 # Reinstalled when the dependencies or the set of packages change (an editable install maps
 # each top-level package it knew at install time).
-PACKAGES := $(wildcard stack/*/__init__.py services/*/__init__.py operator/*/__init__.py)
+PACKAGES := $(wildcard stack/*/__init__.py services/*/__init__.py operator/*/__init__.py bench/*/__init__.py)
 
 $(VENV)/.installed: pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: install
 test: lint
 	$(BIN)/bmt up
 	$(BIN)/pytest
+
+## The benchmark suite against the running platform (after `make up`); figures in bench/results/.
+bench: install
+	$(BIN)/bmt up
+	$(BIN)/python -m bmt_bench
 
 clean: down
 	rm -rf .bmt

@@ -1,0 +1,1 @@
+"""BMT benchmarks: figures beside the limit of the stack BMT runs on."""
