@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 ALGORITHMS = ["EdDSA"]
 REFETCH_AFTER = 10.0  # seconds between two JWKS fetches caused by an unknown key id
+VERIFIED_CACHE = 10_000  # tokens kept verified in memory
 
 
 class TokenError(Exception):
@@ -43,8 +44,21 @@ class JwtVerifier:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
+        self._verified: dict[str, Claims] = {}
 
     async def verify(self, token: str) -> Claims:
+        """The token's claims; a token verified before is answered from memory until it expires
+        (the same bytes always verify the same way; revocation is the user service's job)."""
+        cached = self._verified.get(token)
+        if cached is not None and cached.exp > time.time():
+            return cached
+        claims = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()  # crude, bounded, and rare: tokens live ten minutes
+        self._verified[token] = claims
+        return claims
+
+    async def _verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -26,7 +26,6 @@ from bmt_order.domain import (
     OrderFab,
     OrderList,
     OrderSeat,
-    Seat,
     SeatMap,
     Ticket,
     TicketList,
@@ -56,17 +55,10 @@ def _id(request: web.Request) -> int:
 async def seat_map(request: web.Request) -> web.Response:
     showtime_id = _id(request)
     async with request.app[POOL].acquire() as conn:
-        showtime = await repo.showtime(conn, showtime_id)
-        if showtime is None:
-            raise not_found(f"Released showtime {showtime_id}")
-        rows = await repo.seat_map(conn, showtime_id)
-    seats = [Seat.model_validate(dict(r)) for r in rows]
-    counts = {
-        status: sum(s.status == status for s in seats) for status in ("available", "held", "sold")
-    }
-    return json_response(
-        SeatMap(showtime_id=showtime_id, starts_at=showtime["starts_at"], seats=seats, **counts)
-    )
+        document = await repo.seat_map_json(conn, showtime_id)
+    if document is None:
+        raise not_found(f"Released showtime {showtime_id}")
+    return web.Response(text=document, content_type="application/json")
 
 
 @api.route(
@@ -109,21 +101,26 @@ async def book(request: web.Request) -> web.Response:
                 text[0].upper() + text[1:],
                 errors=[{"field": "seats", "message": text} for text in couples],
             )
+        lines = [
+            (f.fab_id, fabs[f.fab_id].name, fabs[f.fab_id].price, f.quantity) for f in body.fabs
+        ]
+        seats_total = sum(r["price"] for r in seat_rows)
+        fabs_total = sum(price * quantity for _, _, price, quantity in lines)
         order = await repo.create_order(
-            conn, int(claims.sub), claims.email, body.showtime_id, settings.hold_minutes
+            conn,
+            int(claims.sub),
+            claims.email,
+            body.showtime_id,
+            settings.hold_minutes,
+            seats_total,
+            fabs_total,
         )
         held = await repo.hold(conn, body.showtime_id, body.seats, order["id"], order["expires_at"])
         if len(held) < len(body.seats):
             taken = sorted(set(body.seats) - set(held))
             labels = ", ".join(known[s]["label"] for s in taken)
             raise Problem(409, f"Seats {labels} are taken", taken=taken)  # rolls back the hold
-        lines = [
-            (f.fab_id, fabs[f.fab_id].name, fabs[f.fab_id].price, f.quantity) for f in body.fabs
-        ]
         await repo.add_lines(conn, order["id"], seat_rows, lines)
-        seats_total = sum(r["price"] for r in seat_rows)
-        fabs_total = sum(price * quantity for _, _, price, quantity in lines)
-        await repo.set_totals(conn, order["id"], seats_total, fabs_total)
         await outbox.add(
             conn,
             OrderCreated(
@@ -135,7 +132,34 @@ async def book(request: web.Request) -> web.Response:
                 expires_at=order["expires_at"],
             ),
         )
-        return json_response((await _orders(conn, [order["id"]]))[0], 201)
+    # Answered from what the transaction wrote: no second read.
+    return json_response(
+        Order(
+            id=order["id"],
+            user_id=int(claims.sub),
+            showtime_id=body.showtime_id,
+            status=order["status"],
+            seats=[
+                OrderSeat(
+                    seat_id=r["seat_id"],
+                    label=r["label"],
+                    seat_type=r["seat_type"],
+                    price=r["price"],
+                )
+                for r in sorted(seat_rows, key=lambda r: r["seat_id"])
+            ],
+            fabs=[
+                OrderFab(fab_id=f, name=n, unit_price=p, quantity=q) for f, n, p, q in sorted(lines)
+            ],
+            seats_total=seats_total,
+            fabs_total=fabs_total,
+            total=seats_total + fabs_total,
+            expires_at=order["expires_at"],
+            created_at=order["created_at"],
+            confirmed_at=None,
+        ),
+        201,
+    )
 
 
 async def _orders(conn: Connection, ids: list[int]) -> list[Order]:

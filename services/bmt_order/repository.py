@@ -50,14 +50,23 @@ async def cancel_showtime(conn: Connection, showtime_id: int) -> None:
     )
 
 
-async def seat_map(conn: Connection, showtime_id: int) -> list[asyncpg.Record]:
-    # An expired hold reads as available: it is, for the next buyer.
-    return await conn.fetch(
-        "SELECT seat_id, label, seat_type, price, pair_seat_id,"
+async def seat_map_json(conn: Connection, showtime_id: int) -> str | None:
+    """The seat map as JSON, built by PostgreSQL in one statement (the hottest read of a
+    sale); None when the showtime is not bookable. An expired hold reads as available: it
+    is, for the next buyer."""
+    document: str | None = await conn.fetchval(
+        "WITH m AS (SELECT seat_id, label, seat_type, price, pair_seat_id,"
         " CASE WHEN status = 'held' AND held_until <= now() THEN 'available' ELSE status END"
-        " AS status FROM seats WHERE showtime_id = $1 ORDER BY seat_id",
+        " AS status FROM seats WHERE showtime_id = $1)"
+        " SELECT json_build_object('showtime_id', t.id, 'starts_at', t.starts_at,"
+        " 'available', (SELECT count(*) FROM m WHERE status = 'available'),"
+        " 'held', (SELECT count(*) FROM m WHERE status = 'held'),"
+        " 'sold', (SELECT count(*) FROM m WHERE status = 'sold'),"
+        " 'seats', coalesce((SELECT json_agg(m ORDER BY seat_id) FROM m), '[]'))::text"
+        " FROM showtimes t WHERE t.id = $1 AND t.cancelled_at IS NULL",
         showtime_id,
     )
+    return document
 
 
 async def seats(conn: Connection, showtime_id: int, seat_ids: list[int]) -> list[asyncpg.Record]:
@@ -72,15 +81,24 @@ async def seats(conn: Connection, showtime_id: int, seat_ids: list[int]) -> list
 
 
 async def create_order(
-    conn: Connection, user_id: int, email: str, showtime_id: int, hold_minutes: int
+    conn: Connection,
+    user_id: int,
+    email: str,
+    showtime_id: int,
+    hold_minutes: int,
+    seats_total: int,
+    fabs_total: int,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
-        "INSERT INTO orders (user_id, email, showtime_id, expires_at)"
-        " VALUES ($1, $2, $3, now() + make_interval(mins => $4)) RETURNING id, expires_at",
+        "INSERT INTO orders (user_id, email, showtime_id, expires_at, seats_total, fabs_total,"
+        " total) VALUES ($1, $2, $3, now() + make_interval(mins => $4), $5::bigint, $6::bigint,"
+        " $5::bigint + $6::bigint) RETURNING id, status, expires_at, created_at",
         user_id,
         email,
         showtime_id,
         hold_minutes,
+        seats_total,
+        fabs_total,
     )
     assert row is not None
     return row
@@ -130,16 +148,6 @@ async def add_lines(
             " VALUES ($1, $2, $3, $4, $5)",
             [(order_id, *fab) for fab in fabs],
         )
-
-
-async def set_totals(conn: Connection, order_id: int, seats_total: int, fabs_total: int) -> None:
-    await conn.execute(
-        "UPDATE orders SET seats_total = $2::bigint, fabs_total = $3::bigint,"
-        " total = $2::bigint + $3::bigint WHERE id = $1",
-        order_id,
-        seats_total,
-        fabs_total,
-    )
 
 
 async def order(conn: Connection, order_id: int, *, lock: bool = False) -> asyncpg.Record | None:
