@@ -79,10 +79,10 @@ async def book(request: web.Request) -> web.Response:
         raise Problem(422, f"At most {settings.max_seats} seats per order")
     fabs = await request.app[CATALOGUE].fabs([f.fab_id for f in body.fabs]) if body.fabs else {}
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        showtime = await repo.showtime(conn, body.showtime_id)
-        if showtime is None:
+        found = await repo.bookable_seats(conn, body.showtime_id, body.seats)
+        if found is None:
             raise not_found(f"Released showtime {body.showtime_id}")
-        seat_rows = await repo.seats(conn, body.showtime_id, body.seats)
+        seat_rows = found
         known = {r["seat_id"]: r for r in seat_rows}
         unknown = [s for s in body.seats if s not in known]
         if unknown:
@@ -106,16 +106,16 @@ async def book(request: web.Request) -> web.Response:
         ]
         seats_total = sum(r["price"] for r in seat_rows)
         fabs_total = sum(price * quantity for _, _, price, quantity in lines)
-        order = await repo.create_order(
+        order, held = await repo.order_and_hold(
             conn,
-            int(claims.sub),
-            claims.email,
-            body.showtime_id,
-            settings.hold_minutes,
-            seats_total,
-            fabs_total,
+            user_id=int(claims.sub),
+            email=claims.email,
+            showtime_id=body.showtime_id,
+            seat_ids=body.seats,
+            hold_minutes=settings.hold_minutes,
+            seats_total=seats_total,
+            fabs_total=fabs_total,
         )
-        held = await repo.hold(conn, body.showtime_id, body.seats, order["id"], order["expires_at"])
         if len(held) < len(body.seats):
             taken = sorted(set(body.seats) - set(held))
             labels = ", ".join(known[s]["label"] for s in taken)

@@ -69,62 +69,65 @@ async def seat_map_json(conn: Connection, showtime_id: int) -> str | None:
     return document
 
 
-async def seats(conn: Connection, showtime_id: int, seat_ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT s.seat_id, s.label, s.seat_type, s.price, s.pair_seat_id, p.label AS pair_label"
-        " FROM seats s LEFT JOIN seats p ON p.showtime_id = s.showtime_id"
-        " AND p.seat_id = s.pair_seat_id"
-        " WHERE s.showtime_id = $1 AND s.seat_id = any($2::bigint[])",
-        showtime_id,
-        seat_ids,
-    )
-
-
-async def create_order(
+async def order_and_hold(
     conn: Connection,
+    *,
     user_id: int,
     email: str,
     showtime_id: int,
+    seat_ids: list[int],
     hold_minutes: int,
     seats_total: int,
     fabs_total: int,
-) -> asyncpg.Record:
+) -> tuple[asyncpg.Record, list[int]]:
+    """Insert the order and hold the seats that are free (or whose hold expired), in one
+    statement; returns the order and the seat ids now held by it.
+
+    Rows are locked in seat order first, so two overlapping holds queue instead of
+    deadlocking; the loser sees the winner's hold when its turn comes. The caller rolls the
+    transaction back when fewer seats than asked were held.
+    """
     row = await conn.fetchrow(
-        "INSERT INTO orders (user_id, email, showtime_id, expires_at, seats_total, fabs_total,"
-        " total) VALUES ($1, $2, $3, now() + make_interval(mins => $4), $5::bigint, $6::bigint,"
-        " $5::bigint + $6::bigint) RETURNING id, status, expires_at, created_at",
+        "WITH o AS (INSERT INTO orders (user_id, email, showtime_id, expires_at, seats_total,"
+        " fabs_total, total) VALUES ($1, $2, $3, now() + make_interval(mins => $5), $6::bigint,"
+        " $7::bigint, $6::bigint + $7::bigint) RETURNING id, status, expires_at, created_at),"
+        " wanted AS (SELECT seat_id FROM seats WHERE showtime_id = $3"
+        " AND seat_id = any($4::bigint[]) ORDER BY seat_id FOR UPDATE),"
+        " held AS (UPDATE seats s SET status = 'held', order_id = o.id, held_until = o.expires_at"
+        " FROM wanted w, o WHERE s.showtime_id = $3 AND s.seat_id = w.seat_id"
+        " AND (s.status = 'available' OR (s.status = 'held' AND s.held_until <= now()))"
+        " RETURNING s.seat_id)"
+        " SELECT o.id, o.status, o.expires_at, o.created_at,"
+        " coalesce((SELECT array_agg(seat_id) FROM held), '{}') AS held FROM o",
         user_id,
         email,
         showtime_id,
+        seat_ids,
         hold_minutes,
         seats_total,
         fabs_total,
     )
     assert row is not None
-    return row
+    return row, list(row["held"])
 
 
-async def hold(
-    conn: Connection, showtime_id: int, seat_ids: list[int], order_id: int, until: dt.datetime
-) -> list[int]:
-    """Hold the seats that are free (or whose hold expired); returns the ids now held.
-
-    Rows are locked in seat order first, so two overlapping holds queue instead of
-    deadlocking; the loser sees the winner's hold when its turn comes.
-    """
+async def bookable_seats(
+    conn: Connection, showtime_id: int, seat_ids: list[int]
+) -> list[asyncpg.Record] | None:
+    """The requested seats of a bookable showtime (with their pair's label); None when the
+    showtime is unknown or cancelled."""
     rows = await conn.fetch(
-        "WITH wanted AS (SELECT seat_id FROM seats WHERE showtime_id = $1"
-        " AND seat_id = any($2::bigint[]) ORDER BY seat_id FOR UPDATE)"
-        " UPDATE seats s SET status = 'held', order_id = $3, held_until = $4 FROM wanted w"
-        " WHERE s.showtime_id = $1 AND s.seat_id = w.seat_id"
-        " AND (s.status = 'available' OR (s.status = 'held' AND s.held_until <= now()))"
-        " RETURNING s.seat_id",
+        "SELECT s.seat_id, s.label, s.seat_type, s.price, s.pair_seat_id, p.label AS pair_label"
+        " FROM showtimes t LEFT JOIN seats s ON s.showtime_id = t.id"
+        " AND s.seat_id = any($2::bigint[])"
+        " LEFT JOIN seats p ON p.showtime_id = s.showtime_id AND p.seat_id = s.pair_seat_id"
+        " WHERE t.id = $1 AND t.cancelled_at IS NULL",
         showtime_id,
         seat_ids,
-        order_id,
-        until,
     )
-    return [r["seat_id"] for r in rows]
+    if not rows:
+        return None
+    return [r for r in rows if r["seat_id"] is not None]
 
 
 async def add_lines(
