@@ -171,6 +171,14 @@ async def authenticate(request: web.Request, needed: str) -> Claims:
     return claims
 
 
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric path parameter; anything else names no resource (404, not a server error)."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise Problem(404, f"{raw!r} is not an id of this collection")
+    return int(raw)
+
+
 def claims_of(request: web.Request) -> Claims:
     claims = request["claims"]
     assert isinstance(claims, Claims)

@@ -14,7 +14,7 @@ from bmt_common.auth import Claims
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OrderClosed, OrderCreated
 from bmt_common.problems import Problem, not_found
-from bmt_common.web import Api, body_of, claims_of, json_response
+from bmt_common.web import Api, body_of, claims_of, json_response, path_id
 from bmt_order import domain
 from bmt_order import repository as repo
 from bmt_order.catalogue import Catalogue
@@ -37,13 +37,6 @@ SETTINGS = web.AppKey("settings", OrderSettings)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 
 
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, f"{raw!r} is not an id of this collection")
-    return int(raw)
-
-
 @api.route(
     "GET",
     "/v1/showtimes/{id}/seats",
@@ -53,7 +46,7 @@ def _id(request: web.Request) -> int:
     errors=(404,),
 )
 async def seat_map(request: web.Request) -> web.Response:
-    showtime_id = _id(request)
+    showtime_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         document = await repo.seat_map_json(conn, showtime_id)
     if document is None:
@@ -198,7 +191,7 @@ def _visible(claims: Claims, owner: int) -> bool:
 
 
 async def _own_order(conn: Connection, request: web.Request) -> asyncpg.Record:
-    order_id = _id(request)
+    order_id = path_id(request)
     row = await repo.order(conn, order_id)
     # Someone else's order reads as missing: its existence is nobody else's business.
     if row is None or not _visible(claims_of(request), row["user_id"]):
@@ -294,7 +287,7 @@ async def order_tickets(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def ticket_qr(request: web.Request) -> web.Response:
-    ticket_id = _id(request)
+    ticket_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.ticket(conn, ticket_id)
     if row is None or not _visible(claims_of(request), row["user_id"]):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from bmt_common.db import POOL
 from bmt_common.problems import Problem
-from bmt_common.web import Api, body_of, claims_of, json_response
+from bmt_common.web import Api, body_of, claims_of, json_response, path_id
 from bmt_payment import domain, flows, momo, vnpay
 from bmt_payment import repository as repo
 from bmt_payment.domain import (
@@ -48,13 +48,6 @@ def _now() -> dt.datetime:
 
 def _payment(row: asyncpg.Record) -> Payment:
     return Payment.model_validate({**dict(row), "payment_id": row["id"]})
-
-
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, f"{raw!r} is not an id of a payment")
-    return int(raw)
 
 
 def _client_ip(request: web.Request) -> str:
@@ -269,7 +262,7 @@ async def momo_return(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def read_payment(request: web.Request) -> web.Response:
-    payment_id, claims = _id(request), claims_of(request)
+    payment_id, claims = path_id(request), claims_of(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.payment_by_id(conn, payment_id)
     if row is None or (claims.role != "admin" and str(row["user_id"]) != claims.sub):

@@ -14,7 +14,7 @@ from yarl import URL
 from bmt_common import aws
 from bmt_common.db import POOL
 from bmt_common.problems import Problem, not_found
-from bmt_common.web import Api, body_of, json_response, query_of
+from bmt_common.web import Api, body_of, json_response, path_id, query_of
 from bmt_product import domain
 from bmt_product import repository as repo
 from bmt_product.domain import (
@@ -52,13 +52,6 @@ def _film(row: asyncpg.Record) -> Film:
 
 def _fab(row: asyncpg.Record) -> Fab:
     return Fab.model_validate(dict(row))
-
-
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, f"{raw!r} is not an id of this collection")
-    return int(raw)
 
 
 def _limits(settings: ProductSettings) -> dict[MediaKind, int]:
@@ -139,7 +132,7 @@ async def add_film(request: web.Request) -> web.Response:
     errors=(404, 413, 503),
 )
 async def update_film(request: web.Request) -> web.Response:
-    settings, film_id = request.app[SETTINGS], _id(request)
+    settings, film_id = request.app[SETTINGS], path_id(request)
     fields, files = await read_form(request, FILM_FILES, _limits(settings))
     patch = validate(FilmPatch, fields)
     async with request.app[POOL].acquire() as conn:
@@ -300,7 +293,7 @@ async def list_films(request: web.Request) -> web.Response:
     "GET", "/v1/films/{id}", summary="Read a film", tag="films", response=Film, errors=(404,)
 )
 async def read_film(request: web.Request) -> web.Response:
-    film_id = _id(request)
+    film_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.film(conn, film_id)
     if row is None:
@@ -345,7 +338,7 @@ async def add_fab(request: web.Request) -> web.Response:
     errors=(404, 413, 503),
 )
 async def update_fab(request: web.Request) -> web.Response:
-    settings, fab_id = request.app[SETTINGS], _id(request)
+    settings, fab_id = request.app[SETTINGS], path_id(request)
     fields, files = await read_form(request, FAB_FILES, _limits(settings))
     patch = validate(FabPatch, fields)
     async with request.app[POOL].acquire() as conn:
@@ -371,7 +364,7 @@ async def update_fab(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def delete_fab(request: web.Request) -> web.Response:
-    fab_id = _id(request)
+    fab_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         if not await repo.delete_fab(conn, fab_id):
             raise not_found(f"Food or drink {fab_id}")
@@ -389,7 +382,7 @@ async def list_fabs(request: web.Request) -> web.Response:
     "GET", "/v1/fabs/{id}", summary="Read a food or drink", tag="fabs", response=Fab, errors=(404,)
 )
 async def read_fab(request: web.Request) -> web.Response:
-    fab_id = _id(request)
+    fab_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.fab(conn, fab_id)
     if row is None:

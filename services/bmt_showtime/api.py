@@ -12,7 +12,7 @@ from bmt_common import outbox
 from bmt_common.db import POOL, Connection
 from bmt_common.events import ReleasedSeat, ShowtimeCancelled, ShowtimeReleased
 from bmt_common.problems import Problem, not_found
-from bmt_common.web import Api, body_of, json_response, query_of
+from bmt_common.web import Api, body_of, json_response, path_id, query_of
 from bmt_showtime import domain
 from bmt_showtime import repository as repo
 from bmt_showtime.domain import (
@@ -34,13 +34,6 @@ from bmt_showtime.settings import ShowtimeSettings
 api = Api("BMT showtime service", "Cinemas, halls and seat layouts, showtimes and their release.")
 SETTINGS = web.AppKey("settings", ShowtimeSettings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-
-
-def _id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, f"{raw!r} is not an id of this collection")
-    return int(raw)
 
 
 async def _sync_halls(conn: Connection, cinema_id: int, spec: CinemaSpec) -> None:
@@ -161,7 +154,7 @@ async def list_cinemas(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def read_cinema(request: web.Request) -> web.Response:
-    cinema_id = _id(request)
+    cinema_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.cinema(conn, cinema_id)
         if row is None:
@@ -389,7 +382,7 @@ async def _release(conn: Connection, showtime_id: int) -> None:
     errors=(404,),
 )
 async def release_showtime(request: web.Request) -> web.Response:
-    showtime_id = _id(request)
+    showtime_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         await _release(conn, showtime_id)
         row = await repo.showtime(conn, showtime_id)
@@ -421,7 +414,7 @@ async def list_showtimes(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def read_showtime(request: web.Request) -> web.Response:
-    showtime_id = _id(request)
+    showtime_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         row = await repo.showtime(conn, showtime_id)
     if row is None:
@@ -452,7 +445,7 @@ async def now_showing(request: web.Request) -> web.Response:
     response=CinemaList,
 )
 async def cinemas_showing(request: web.Request) -> web.Response:
-    film_id = _id(request)
+    film_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         ids = await repo.cinemas_showing(conn, film_id)
         items = []
