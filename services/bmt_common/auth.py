@@ -112,6 +112,7 @@ class JwtVerifier:
                 response.raise_for_status()
                 document = await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self._fetched_at = 0.0  # a failed fetch does not count: the next request tries again
             raise TokenError(f"the signing keys cannot be fetched ({exc})") from None
         for jwk in document.get("keys", []):
             if jwk.get("alg") in ALGORITHMS and "kid" in jwk:

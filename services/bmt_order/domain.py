@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bmt_common.fields import Id
+
 SeatStatus = Literal["available", "held", "sold"]
 OrderStatus = Literal["pending", "confirmed", "expired", "cancelled", "refund_required"]
 _CODE = re.compile(r"^T(\d{1,18})\.([A-Za-z0-9_-]{22})$")
@@ -21,13 +23,13 @@ class Strict(BaseModel):
 
 
 class FabLine(Strict):
-    fab_id: int = Field(ge=1)
+    fab_id: Id
     quantity: int = Field(ge=1, le=20)
 
 
 class BookRequest(Strict):
-    showtime_id: int = Field(ge=1)
-    seats: list[int] = Field(min_length=1, max_length=10, description="Seat ids of the seat map")
+    showtime_id: Id
+    seats: list[Id] = Field(min_length=1, max_length=10, description="Seat ids of the seat map")
     fabs: list[FabLine] = Field(default_factory=list, max_length=10)
 
     @field_validator("seats")

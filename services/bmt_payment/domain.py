@@ -7,7 +7,9 @@ import enum
 import secrets
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from bmt_common.fields import Id
 
 Provider = Literal["vnpay", "momo"]
 PaymentStatus = Literal["created", "succeeded", "failed", "refund_pending", "refunded"]
@@ -22,7 +24,7 @@ class Strict(BaseModel):
 
 # Requests
 class CreatePayment(Strict):
-    order_id: int = Field(ge=1)
+    order_id: Id
     provider: Provider
 
 

@@ -33,13 +33,32 @@ async def apply_result(
             return Outcome.WRONG_AMOUNT, None
         if payment["status"] != "created":
             if result.success and payment["transaction_no"] != result.transaction_no:
-                log.error(
-                    "%s reports money for payment %s, which is already %s; check it by hand",
-                    provider,
-                    payment["id"],
-                    payment["status"],
-                    extra={"transaction_no": result.transaction_no},
-                )
+                if payment["status"] == "failed":
+                    # Money came after the payment was closed as failed: it goes back.
+                    fresh = await repo.record_callback(
+                        conn,
+                        provider=provider,
+                        transaction_no=domain.callback_key(result.transaction_no, result.txn_ref),
+                        payment_id=payment["id"],
+                        result_code=result.code,
+                        params=result.params,
+                    )
+                    if fresh:
+                        reason = "paid after the payment had failed"
+                        await repo.mark_paid_late(
+                            conn, payment["id"], result.transaction_no, now, reason
+                        )
+                        log.warning("payment %s: %s; refunding it", payment["id"], reason)
+                        return Outcome.APPLIED, payment["id"]
+                else:
+                    log.error(
+                        "%s reports a second transaction for payment %s, already %s;"
+                        " check it by hand",
+                        provider,
+                        payment["id"],
+                        payment["status"],
+                        extra={"transaction_no": result.transaction_no},
+                    )
             return Outcome.ALREADY_APPLIED, None
         fresh = await repo.record_callback(
             conn,

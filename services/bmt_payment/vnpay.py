@@ -216,6 +216,13 @@ def refund_request(
     return body
 
 
+# Present in every IPN and return, absent from a pay request; and the reverse.
+RESULT_FIELDS = frozenset(
+    {"vnp_ResponseCode", "vnp_TransactionStatus", "vnp_TransactionNo", "vnp_PayDate"}
+)
+PAY_ONLY_FIELDS = frozenset({"vnp_Command", "vnp_ReturnUrl", "vnp_IpAddr", "vnp_CreateDate"})
+
+
 def is_success(params: Mapping[str, str]) -> bool:
     return params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
 
@@ -274,6 +281,10 @@ class VnpayGateway:
 
     def verify(self, params: Mapping[str, object]) -> Result | None:
         text = {k: v for k, v in params.items() if isinstance(v, str)}
+        # The merchant's own pay request carries a valid signature too, and every browser sees
+        # it: only what VNPay sends back (a result with its transaction) counts.
+        if not text.keys() >= RESULT_FIELDS or PAY_ONLY_FIELDS & text.keys():
+            return None
         if not verify(text, self._secret):
             return None
         return result_of(text)

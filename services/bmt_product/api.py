@@ -42,7 +42,7 @@ FAB_FILES: dict[str, MediaKind] = {"image": "image"}
 
 class Page(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**62)
 
 
 def _film(row: asyncpg.Record) -> Film:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Literal, TypeVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 from pydantic import BaseModel, ValidationError
 
 from bmt_common.problems import Problem, from_validation
@@ -43,7 +44,22 @@ async def read_form(
         raise Problem(415, f"The body must be multipart/form-data, not {request.content_type!r}")
     fields: dict[str, list[str]] = {}
     staged: dict[str, StagedFile] = {}
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+        return await _read_parts(reader, files, limits, fields, staged)
+    except (ValueError, BadHttpMessage) as exc:
+        for file in staged.values():
+            file.file.close()
+        raise Problem(400, f"The multipart body cannot be read: {exc}") from None
+
+
+async def _read_parts(
+    reader: MultipartReader,
+    files: dict[str, MediaKind],
+    limits: dict[MediaKind, int],
+    fields: dict[str, list[str]],
+    staged: dict[str, StagedFile],
+) -> tuple[dict[str, str], dict[str, StagedFile]]:
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or part.name is None:
             raise Problem(400, "Nested multipart bodies are not accepted")

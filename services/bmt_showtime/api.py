@@ -443,6 +443,7 @@ async def now_showing(request: web.Request) -> web.Response:
     summary="Cinemas with upcoming showtimes of a film",
     tag="showtimes",
     response=CinemaList,
+    errors=(404,),
 )
 async def cinemas_showing(request: web.Request) -> web.Response:
     film_id = path_id(request)

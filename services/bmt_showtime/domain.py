@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from bmt_common.fields import Id
+
 SeatType = Literal["standard", "vip", "couple"]
 Label = Annotated[str, Field(pattern=r"^[A-Z]{1,2}$")]
 
@@ -117,8 +119,8 @@ class CinemaList(BaseModel):
 
 
 class ShowtimeSpec(Strict):
-    film_id: int = Field(ge=1)
-    hall_id: int = Field(ge=1)
+    film_id: Id
+    hall_id: Id
     starts_at: dt.datetime
 
     @model_validator(mode="after")
@@ -129,7 +131,7 @@ class ShowtimeSpec(Strict):
 
 
 class ShowtimeByKey(Strict):
-    film_id: int = Field(ge=1)
+    film_id: Id
     cinema_key: str = Field(min_length=1, max_length=200)
     hall: str = Field(min_length=1, max_length=50)
     starts_at: dt.datetime
@@ -154,8 +156,8 @@ class ShowtimeList(BaseModel):
 
 
 class ShowtimeQuery(Strict):
-    film_id: int | None = None
-    cinema_id: int | None = None
+    film_id: Id | None = None
+    cinema_id: Id | None = None
     date: dt.date | None = Field(default=None, description="Showtimes starting that day (UTC)")
     include_unreleased: bool = False
 

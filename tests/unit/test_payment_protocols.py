@@ -237,7 +237,7 @@ def test_the_sandbox_and_the_payment_service_agree_on_vnpay() -> None:
     assert vnpay.verify(_query("http://x/?" + sandbox.vnp_query(result)), SECRET)
 
 
-async def test_the_vnpay_adapter_signs_with_the_settings_and_verifies_its_own_url() -> None:
+async def test_the_vnpay_adapter_signs_its_url_and_never_takes_it_for_a_result() -> None:
     settings = PaymentSettings()
     checkout = Checkout(
         payment_id=42,
@@ -253,15 +253,14 @@ async def test_the_vnpay_adapter_signs_with_the_settings_and_verifies_its_own_ur
         gateway = vnpay.VnpayGateway(settings, http)
         url = await gateway.create(checkout)
         params = _query(url)
-        result = gateway.verify(params)
-        tampered = gateway.verify({**params, "vnp_Amount": "100"})
+        # Signed with the merchant's secret and seen by every browser: not a gateway result.
+        replayed = gateway.verify(params)
     assert url.startswith(settings.vnpay_pay_url + "?")
     assert params["vnp_TmnCode"] == settings.vnpay_tmn_code
     assert params["vnp_ReturnUrl"] == "http://127.0.0.1:18080/v1/payments/vnpay/return"
     assert params["vnp_IpAddr"] == "203.0.113.7"
-    assert result is not None
-    assert (result.amount, result.txn_ref) == (90_000, "BMT42A1B2C3")
-    assert tampered is None
+    assert vnpay.verify(params, settings.vnpay_hash_secret.get_secret_value())
+    assert replayed is None
 
 
 # MoMo
