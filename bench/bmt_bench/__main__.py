@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bmt_bench import events, holds, operator_load
+from bmt_bench import events, holds, operator_load, pretix
 from bmt_bench.common import Report, machine
 from bmt_bench.platform import Platform
 from bmt_stack.config import PROJECT_ROOT, StackSettings
@@ -66,6 +66,22 @@ def compare(report: Report) -> None:
             )
             report.figures[f"holds {c} conn: BMT direct / pgbench"] = ratio(
                 direct.per_second(), pg.per_second()
+            )
+        peer = next(
+            (
+                load
+                for load in report.loads
+                if load.name.startswith("pretix") and load.connections == c
+            ),
+            None,
+        )
+        if direct and peer and peer.per_second("201"):
+            report.figures[f"orders {c} conn: BMT / pretix, per second"] = (
+                f"{direct.per_second('201', '409') / peer.per_second('201', '400'):.0f}x requests,"
+                f" {direct.per_second('201') / peer.per_second('201'):.0f}x orders"
+            )
+            report.figures[f"orders {c} conn: pretix p99 / BMT p99"] = (
+                f"{peer.p99 / direct.p99:.0f}x"
             )
     reads = [load for load in report.loads if load.name.startswith("seat map")]
     if len(reads) == 3:
@@ -126,6 +142,10 @@ async def run(args: argparse.Namespace) -> Report:
             report.figures["IPN -> tickets issued"] = await events.ipn_to_tickets(
                 platform, args.iterations
             )
+    if "pretix" in args.only:
+        loads, checks = await pretix.storm(settings, connections, args.seconds, args.seats)
+        report.loads += loads
+        report.figures["pretix (peer) checks"] = checks
     if "operator" in args.only:
         report.figures["operator idle CPU % (examples only)"] = await operator_load.idle_cpu(
             settings, 5 if args.smoke else 10
@@ -148,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seats", type=int, default=2000, help="seats of the storm's showtime")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--iterations", type=int, default=100, help="per event-latency path")
-    parser.add_argument("--only", default="holds,seatmap,events,operator")
+    parser.add_argument("--only", default="holds,seatmap,events,operator,pretix")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seconds, args.seats, args.customers, args.iterations = 1.0, 200, 4, 3
+        args.only = args.only.replace(",pretix", "")  # a peer's install is no smoke test
     args.only = set(args.only.split(","))
     report = asyncio.run(run(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
