@@ -68,11 +68,7 @@ def compare(report: Report) -> None:
                 direct.per_second(), pg.per_second()
             )
         peer = next(
-            (
-                load
-                for load in report.loads
-                if load.name.startswith("pretix") and load.connections == c
-            ),
+            (load for load in report.loads if "pretix" in load.name and load.connections == c),
             None,
         )
         if direct and peer and peer.per_second("201"):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import kopf
 
+from bmt_common import logs
 from bmt_operator import handlers
 
-logging.basicConfig(
-    level=handlers.SETTINGS.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-)
+logs.setup("operator", handlers.SETTINGS.log_level)  # JSON lines, like the services
 port = int(os.environ.get("BMT_PORT", "18110"))
 # Standalone: one operator, no peering objects to manage; liveness for probes and `bmt status`.
 asyncio.run(
