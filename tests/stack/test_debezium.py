@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from bmt_stack.config import HOST, StackSettings
+from support import eventually
 
 
 @pytest.fixture
@@ -23,12 +24,13 @@ async def scratch_db(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
         yield name
     finally:
         # The deleted connector lets go of its slot shortly after; the slot must go first.
-        deadline = asyncio.get_running_loop().time() + 30
-        while await admin.fetchval(
-            "SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active", name
-        ):
-            assert asyncio.get_running_loop().time() < deadline, "replication slot still active"
-            await asyncio.sleep(0.2)
+        async def released() -> bool | None:
+            active = await admin.fetchval(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active", name
+            )
+            return True if active == 0 else None
+
+        await eventually(released, 30, "the replication slot to be released")
         await admin.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
             "WHERE database = $1",
@@ -39,17 +41,13 @@ async def scratch_db(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
 
 
 async def _wait_running(http: aiohttp.ClientSession, url: str, within: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    state: object = None
-    while asyncio.get_running_loop().time() < deadline:
+    async def running() -> bool | None:
         async with http.get(url) as response:
-            if response.status == 200:
-                state = await response.json()
-                tasks = state["tasks"] if isinstance(state, dict) else []
-                if tasks and all(task["state"] == "RUNNING" for task in tasks):
-                    return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"connector not running in {within}s: {state}")
+            state = await response.json() if response.status == 200 else {}
+        tasks = state.get("tasks", []) if isinstance(state, dict) else []
+        return True if tasks and all(task["state"] == "RUNNING" for task in tasks) else None
+
+    await eventually(running, within, f"the connector at {url} to run")
 
 
 async def test_outbox_row_reaches_its_topic(
