@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client, config
 
 from bmt_stack.config import StackSettings
+from kube import Kube
 
 HERE = Path(__file__).parent
 CRD = """
@@ -44,14 +45,7 @@ spec:
 def kubectl(
     settings: StackSettings, *args: str, stdin: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(settings.state_dir / "bin" / "kubectl"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=check,
-        env={**os.environ, "KUBECONFIG": str(settings.kubeconfig)},
-    )
+    return Kube(settings).run(*args, stdin=stdin, check=check)
 
 
 @pytest.fixture
