@@ -99,6 +99,17 @@ def stop(pid_file: Path, sig: signal.Signals = signal.SIGTERM, timeout: float = 
     return True
 
 
+def running_in(directory: Path) -> list[int]:
+    """Pids of the processes whose working directory is `directory`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cwd").resolve() == directory.resolve():
+                    found.append(int(entry.name))
+    return found
+
+
 def _reap(pid: int) -> None:
     # Only a child of this very process can be reaped; others are reaped by init.
     with contextlib.suppress(ChildProcessError, OSError):

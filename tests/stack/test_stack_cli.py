@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +106,23 @@ def test_down_leaves_no_process_behind(side_stack: dict[str, str]) -> None:
         ["pgrep", "-f", str(state)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftovers == []
+
+
+def test_up_right_after_a_crash_starts_the_component_again(side_stack: dict[str, str]) -> None:
+    """A postmaster killed with SIGKILL leaves its children (each in a session of its own) on
+    the shared memory for a moment; `up` at once must still bring PostgreSQL back."""
+    state = Path(side_stack["BMT_STATE_DIR"])
+    up = bmt("stack", "up", "--only", "postgres", env=side_stack)
+    assert up.returncode == 0, up.stdout + up.stderr
+    crashed = pids(state)["postgres"]
+    assert crashed is not None
+    os.kill(crashed, signal.SIGKILL)
+    again = bmt("stack", "up", "--only", "postgres", env=side_stack)
+    assert again.returncode == 0, again.stdout + again.stderr
+    restarted = pids(state)["postgres"]
+    assert restarted not in (None, crashed)
+    status = bmt("stack", "status", env=side_stack)
+    assert "healthy" in next(line for line in status.stdout.splitlines() if "postgres" in line)
 
 
 def test_start_failure_is_reported_with_the_tail_of_its_log(side_stack: dict[str, str]) -> None:

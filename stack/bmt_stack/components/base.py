@@ -70,11 +70,17 @@ class Component(ABC):
         """Start unless already running and healthy; returns what was done."""
         self.install()
         if self.pid() is not None:
-            self._wait_healthy()
-            self.after_start()
-            return "already running"
+            try:
+                self._wait_healthy()
+            except process.StartError:
+                if self.pid() is not None:
+                    raise
+                # It was dying when we looked (a crash not yet reaped): start it afresh.
+            else:
+                self.after_start()
+                return "already running"
         # A process that has just died may hold its port for a moment more.
-        if not process.wait_for(lambda: not port_open(self.port), 5.0):
+        if not process.wait_for(lambda: not port_open(self.port), 15.0):
             raise process.StartError(
                 f"{self.name}: port {HOST}:{self.port} is taken by a process the stack did not "
                 f"start; stop it or choose another port (BMT_PORT_*)"

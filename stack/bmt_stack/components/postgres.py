@@ -69,6 +69,10 @@ class Postgres(Component):
     def prepare(self) -> None:
         self._own(self.socket_dir)
         if (self.data_dir / "PG_VERSION").exists():
+            # After a crash of the postmaster its children live on for a moment (each in a
+            # session of its own, so killing the group misses them), still attached to the
+            # shared memory a new postmaster refuses to share: let them go first.
+            process.wait_for(lambda: not self._crashed_server_lingers(), 30.0)
             return
         self._own(self.data_dir)
         pwfile = self.settings.run / "postgres.pw"
@@ -97,6 +101,15 @@ class Postgres(Component):
         with (self.data_dir / "pg_hba.conf").open("a") as hba:
             # Debezium streams over a replication connection: allow it on loopback only.
             hba.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+
+    def _crashed_server_lingers(self) -> bool:
+        try:
+            old = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            old = None
+        if old is not None and Path(f"/proc/{old}").exists():  # even a zombie counts
+            return True
+        return bool(process.running_in(self.data_dir))
 
     def command(self) -> list[str]:
         return [
