@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
+import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -240,6 +242,17 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         logs.request_id.reset(token)
 
 
+# Connection refused or reset, timeouts (TimeoutError is an OSError), a lost or not yet
+# accepting database: the request may succeed once the dependency is back.
+UNAVAILABLE = (
+    OSError,
+    aiohttp.ClientConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -257,6 +270,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         }.get(exc.status, exc.reason)
         allow = {k: v for k, v in exc.headers.items() if k == "Allow"}
         return Problem(exc.status, detail, headers=allow).response(request.path)
+    except UNAVAILABLE as exc:
+        # A dependency is down for a moment (a restart, a failover): say so and when to retry.
+        log.warning("%s %s: a dependency is unavailable: %r", request.method, request.path, exc)
+        return Problem(
+            503,
+            "A component this request needs is unavailable for a moment; retry shortly",
+            headers={"Retry-After": "1"},
+        ).response(request.path)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return Problem(500, "An unexpected error occurred; it has been logged").response(
