@@ -204,6 +204,7 @@ def _plan(spec: Any) -> provision.Plan:
         partitions=int(kafka.get("partitions", 3)),
         retention_hours=int(kafka.get("retentionHours", 168)),
         databases=tuple(databases),
+        mail_sender=(spec.get("mail") or {}).get("sender", "no-reply@bmt.local"),
     )
 
 
@@ -212,10 +213,12 @@ async def reconcile_platform(ctx: Ctx) -> None:
     try:
         topics = await provision.ensure_topics(where, plan)
         media = await provision.ensure_media_wiring(where, plan.media)
+        sender = await provision.ensure_mail_sender(where, plan.mail_sender)
         connectors = await provision.ensure_connectors(where, list(plan.databases))
     except Exception as exc:
         raise await _failed(ctx, exc) from None
     ctx.patch.status["media"] = media
+    ctx.patch.status["mail"] = {"sender": plan.mail_sender, "verification": sender}
     ctx.patch.status["topics"] = topics
     ctx.patch.status["connectors"] = connectors
     summary = f"{len(topics)} topics, {len(connectors)} connectors, bucket {media['bucket']}"

@@ -1,6 +1,6 @@
 """What a Platform needs outside Kubernetes, created idempotently: Kafka topics, the
-S3 -> SNS -> SQS media wiring with its dead-letter queue, and one Debezium connector per
-service database. Every function can run again at any time and converges."""
+S3 -> SNS -> SQS media wiring with its dead-letter queue, the mail sender's SES identity, and
+one Debezium connector per service database. Every function can run again at any time and converges."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ class Plan:
     partitions: int = 3
     retention_hours: int = 168
     databases: tuple[str, ...] = DATABASES
+    mail_sender: str = "no-reply@bmt.local"
 
 
 def outbox_topic(database: str) -> str:
@@ -186,6 +187,19 @@ async def ensure_media_wiring(endpoints: Endpoints, wiring: MediaWiring) -> dict
         "queueUrl": queue_url,
         "deadLetterQueueUrl": dlq_url,
     }
+
+
+async def ensure_mail_sender(endpoints: Endpoints, sender: str) -> str:
+    """The sender's SES identity; returns its verification status. A verification is only
+    asked for an identity SES does not know: asking again would mail the sender again."""
+    async with aws(endpoints, "ses") as ses:
+        found = await ses.get_identity_verification_attributes(Identities=[sender])
+        status = found["VerificationAttributes"].get(sender, {}).get("VerificationStatus")
+        if status is None:
+            await ses.verify_email_identity(EmailAddress=sender)
+            found = await ses.get_identity_verification_attributes(Identities=[sender])
+            status = found["VerificationAttributes"].get(sender, {}).get("VerificationStatus")
+    return str(status or "Pending")
 
 
 async def delete_bucket(endpoints: Endpoints, bucket: str) -> None:

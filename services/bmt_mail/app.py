@@ -70,9 +70,9 @@ def make_consumer(app: web.Application) -> Consumer:
 
 
 async def verified_sender(app: web.Application) -> AsyncIterator[None]:
+    """Ready only while SES knows the sender as verified. The platform provisions the identity
+    (the operator's Platform, or `bmt up`), so a lost one comes back without a restart here."""
     settings = app[SETTINGS]
-    async with aws.client(settings, "ses") as ses:
-        await ses.verify_email_identity(EmailAddress=settings.mail_sender)
 
     async def sender_verified() -> str | None:
         async with aws.client(settings, "ses") as ses:

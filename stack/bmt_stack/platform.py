@@ -8,7 +8,14 @@ import os
 import subprocess
 from pathlib import Path
 
-from bmt_operator.provision import Endpoints, Plan, aws, ensure_media_wiring, ensure_topics
+from bmt_operator.provision import (
+    Endpoints,
+    Plan,
+    aws,
+    ensure_mail_sender,
+    ensure_media_wiring,
+    ensure_topics,
+)
 from bmt_operator.provision import ensure_connectors as _ensure_connectors
 from bmt_stack.config import HOST, PROJECT_ROOT, StackSettings
 
@@ -31,7 +38,11 @@ def endpoints(settings: StackSettings) -> Endpoints:
 
 async def provision(settings: StackSettings, plan: Plan) -> None:
     where = endpoints(settings)
-    await asyncio.gather(ensure_topics(where, plan), ensure_media_wiring(where, plan.media))
+    await asyncio.gather(
+        ensure_topics(where, plan),
+        ensure_media_wiring(where, plan.media),
+        ensure_mail_sender(where, plan.mail_sender),
+    )
 
 
 async def ensure_connectors(settings: StackSettings, databases: list[str]) -> None:

@@ -32,6 +32,7 @@ async def test_the_examples_become_ready_and_bookable(
     assert platform["status"]["media"]["queueUrl"].endswith("/bmt-media-uploads")
     assert "bmt_order.public.outboxes" in platform["status"]["topics"]
     assert set(platform["status"]["connectors"].values()) == {"RUNNING"}
+    assert platform["status"]["mail"] == {"sender": "no-reply@bmt.local", "verification": "Success"}
     await kube.condition("cinema", "landmark", "default")
     mai = await kube.condition("film", "mai", "default")
 
@@ -154,6 +155,15 @@ async def test_drift_is_repaired(
                 return True if listed.get("QueueUrls") else None
 
             await eventually(queue_back, 60, "the dead-letter queue to come back")
+        async with aioboto3.Session().client("ses", **aws) as ses:
+            # Without its identity the mail service could send nothing.
+            await ses.delete_identity(Identity="no-reply@bmt.local")
+
+            async def sender_back() -> bool | None:
+                listed = await ses.list_identities()
+                return True if "no-reply@bmt.local" in listed["Identities"] else None
+
+            await eventually(sender_back, 60, "the mail sender's identity to come back")
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
         try:
