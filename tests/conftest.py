@@ -14,6 +14,33 @@ from bmt_stack.components.services import ADMIN_EMAIL, Secrets
 from bmt_stack.config import HOST, StackSettings
 from support import Client, Mailbox
 
+# What the suites measured, shown after the results of every run (not only with -s).
+FIGURES: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault suite kills components: it runs last, so no other suite runs beside a
+    restart."""
+    items.sort(key=lambda item: "/tests/chaos/" in str(item.path))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("figures measured by this run")
+        for text in FIGURES:
+            terminalreporter.write_line(text)
+
+
+@pytest.fixture(scope="session")
+def figure() -> Callable[[str], None]:
+    """Records a figure for the run's summary (and prints it for -s runs)."""
+
+    def record(text: str) -> None:
+        print(text)
+        FIGURES.append(text.strip("\n"))
+
+    return record
+
 
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:

@@ -208,6 +208,7 @@ async def test_login_timing_does_not_reveal_an_account(
     admin: Client,
     gateway: str,
     unique: str,
+    figure: Callable[[str], None],
 ) -> None:
     known = (await new_account(http, bmt_platform, admin, "customer", unique)).email
     unknown = f"nobody-{unique}@example.com"
@@ -229,7 +230,7 @@ async def test_login_timing_does_not_reveal_an_account(
     tried("timed login", 40)
     k, u = statistics.median(times["known"]), statistics.median(times["unknown"])
     difference = abs(k - u) / max(k, u)
-    print(
+    figure(
         f"\n[attacks] login medians over 20 each: known {k * 1000:.1f} ms,"
         f" unknown {u * 1000:.1f} ms, difference {difference:.1%} (limit 30%)"
     )
@@ -576,7 +577,9 @@ def search_logs(folder: Path, secrets: dict[str, str]) -> tuple[list[str], list[
     return found, logs
 
 
-async def test_no_secret_appears_in_the_logs(bmt_platform: StackSettings) -> None:
+async def test_no_secret_appears_in_the_logs(
+    bmt_platform: StackSettings, figure: Callable[[str], None]
+) -> None:
     keys = Secrets(bmt_platform)
     pem = keys.jwt_private_key()
     body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
@@ -589,7 +592,7 @@ async def test_no_secret_appears_in_the_logs(bmt_platform: StackSettings) -> Non
     assert all(len(v) >= 16 for v in secrets.values()), "a secret is suspiciously short"
     found, logs = await asyncio.to_thread(search_logs, Path(bmt_platform.logs), secrets)
     tried("secret looked for in the logs", len(secrets) + len(CODES_SEEN))
-    print(
+    figure(
         f"\n[attacks] {len(ATTACKS)} attacks tried ({len(set(ATTACKS))} kinds);"
         f" {len(logs)} logs searched for {len(secrets)} secrets and {len(CODES_SEEN)} mailed codes"
     )

@@ -283,6 +283,7 @@ async def test_every_route_refuses_callers_without_the_role(
     bmt_platform: StackSettings,
     db: Callable[[str], Awaitable[asyncpg.Connection]],
     record_property: Callable[[str, object], None],
+    figure: Callable[[str], None],
 ) -> None:
     assert admin.token is not None
     tokens: dict[str, str | None] = {
@@ -344,7 +345,7 @@ async def test_every_route_refuses_callers_without_the_role(
                         failures.append(f"{where}: misses the owner's orders")
     after = await fingerprint(db, scene)
     changed = {sql: (before[sql], after[sql]) for sql in before if before[sql] != after[sql]}
-    print(
+    figure(
         f"\n[authorization] {route_path}: {count} (route, caller, path) cases, "
         f"{len(failures)} failures, {len(generic_routes)} routes with a generic case"
         + (f": {generic_routes}" if generic_routes else "")

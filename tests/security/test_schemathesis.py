@@ -7,7 +7,7 @@ Bounded: the coverage and fuzzing phases, at most 20 fuzzed examples per operati
 budget per run; two runs at a time. Operations that change or delete existing rows (PUT, PATCH,
 DELETE, cancel, release, check-in, logout) are left out: random ids would hit the demo data and
 other suites' rows, and logout would end the run's own session. The number of cases is printed
-(run with -s); each failure is reported with its reproducing curl command."""
+(also in the run's figures summary); each failure is reported with its reproducing curl command."""
 
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ async def test_every_document_holds_under_schemathesis(
     gateway: str,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
+    figure: Callable[[str], None],
 ) -> None:
     token = await login(
         http, service_url(bmt_platform, "user"), ADMIN_EMAIL, Secrets(bmt_platform).admin_password()
@@ -132,7 +133,7 @@ async def test_every_document_holds_under_schemathesis(
         )
         if found or cases["errored"]:
             failures.append(f"--- {name}: {found}\n" + "\n".join(essentials(output)))
-    print(f"\n[schemathesis] {total} cases run\n" + "\n".join(lines))
+    figure(f"\n[schemathesis] {total} cases run\n" + "\n".join(lines))
     record_property("schemathesis_cases", total)
     assert total > 0
     assert not failures, "\n".join(failures)
