@@ -229,7 +229,14 @@ def make_app(settings: GatewaySettings) -> web.Application:
     verifier = JwtVerifier(
         settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
-    app = create_app("gateway", None, verifier=verifier, max_body_bytes=settings.max_body_bytes)
+    # Bodies are relayed as sent: the service decodes them (and caps what they decode to).
+    app = create_app(
+        "gateway",
+        None,
+        verifier=verifier,
+        max_body_bytes=settings.max_body_bytes,
+        decompress=False,
+    )
     app[SETTINGS] = settings
     app[TABLE] = Table()
     app[LIMITS] = RateLimiter(settings.rate_per_second, settings.rate_burst)
