@@ -43,9 +43,8 @@ class _ProblemHandler(RequestHandler):
             # The first line only: the rest quotes the offending bytes back.
             problem = Problem(400, f"The request is not valid HTTP: {exc.message.splitlines()[0]}")
         log.warning("refused an unparsable request from %s: %s", request.remote, problem.detail)
-        response = problem.response()
-        response.force_close()
-        return response
+        problem.close = True
+        return problem.response()
 
 
 class _ProblemServer(web.Server):

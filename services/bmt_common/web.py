@@ -235,7 +235,7 @@ def refuse_nul(value: Any, where: str) -> None:
 async def read_body(request: web.Request, limit: int, what: str = "body") -> bytes:
     """The whole body (decoded as its Content-Encoding says), refused past `limit` bytes,
     as it streams in rather than after buffering it all."""
-    too_large = Problem(413, f"The {what} is larger than the limit of {limit} bytes")
+    too_large = Problem(413, f"The {what} is larger than the limit of {limit} bytes", close=True)
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     chunks: list[bytes] = []
@@ -249,11 +249,11 @@ async def read_body(request: web.Request, limit: int, what: str = "body") -> byt
     except web.RequestPayloadError as exc:
         cause = exc.__cause__
         reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
-        raise Problem(400, f"The body cannot be read: {reason}") from None
+        raise Problem(400, f"The body cannot be read: {reason}", close=True) from None
     except ConnectionResetError:
         # The client went away mid-body: nobody reads this answer, but the logs and
         # metrics tell a client's mistake, not a server error.
-        raise Problem(400, "The body ended before its declared length") from None
+        raise Problem(400, "The body ended before its declared length", close=True) from None
     return b"".join(chunks)
 
 

@@ -133,6 +133,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         raise Problem(504, f"The {route.service} service did not answer in time") from None
     except aiohttp.ClientConnectionError:
+        if request.content.exception() is not None:
+            # The client's own body broke off (a 400 nobody reads, but not the service's fault).
+            raise Problem(400, "The body ended before its declared length", close=True) from None
         raise Problem(502, f"The {route.service} service is unavailable") from None
 
 

@@ -72,7 +72,9 @@ async def read_form(
             file.file.close()
         unreadable = (ValueError, BadHttpMessage, web.RequestPayloadError, ConnectionResetError)
         if isinstance(exc, unreadable):
-            raise Problem(400, f"The multipart body cannot be read: {_why(exc)}") from None
+            raise Problem(
+                400, f"The multipart body cannot be read: {_why(exc)}", close=True
+            ) from None
         raise
 
 
@@ -95,7 +97,7 @@ async def _read_parts(
     while (part := await reader.next()) is not None:
         parts += 1
         if parts > MAX_PARTS:
-            raise Problem(413, f"The form has more than {MAX_PARTS} parts")
+            raise Problem(413, f"The form has more than {MAX_PARTS} parts", close=True)
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Nested multipart bodies are not accepted")
         if not part.name:
@@ -103,7 +105,9 @@ async def _read_parts(
         if part.filename is None:
             raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
             if len(raw) > MAX_FIELD_BYTES or not part.at_eof():
-                raise Problem(413, f"Field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes")
+                raise Problem(
+                    413, f"Field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes", close=True
+                )
             fields.setdefault(part.name, []).append(raw.decode("utf-8", errors="strict"))
             continue
         kind = files.get(part.name)
@@ -130,7 +134,7 @@ async def stage(chunks: AsyncIterator[bytes], name: str, kind: MediaKind, limit:
         size += len(chunk)
         if size > limit:
             spooled.close()
-            raise Problem(413, f"{name} is larger than the limit of {_mib(limit)}")
+            raise Problem(413, f"{name} is larger than the limit of {_mib(limit)}", close=True)
         if len(head) < 16:
             head += chunk[: 16 - len(head)]
         spooled.write(chunk)
