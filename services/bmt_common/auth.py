@@ -59,6 +59,8 @@ class JwtVerifier:
         return claims
 
     async def _verify(self, token: str) -> Claims:
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT fails on other bytes
+            raise TokenError("it is not a JWT")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -34,7 +34,9 @@ def decode(record: ConsumerRecord[Any, Any]) -> Delivery | None:
     """A Debezium change event of an `outboxes` row, or a direct event envelope; None to skip.
 
     Skipped and logged: tombstones, updates and deletes of outbox rows (never written),
-    unknown event types and payloads that do not match their model.
+    records that are not JSON objects, unknown event types and payloads that do not match
+    their model. Nothing here raises: a record that raised would be retried forever and
+    hold up its partition.
     """
     if record.value is None:
         return None
@@ -43,13 +45,31 @@ def decode(record: ConsumerRecord[Any, Any]) -> Delivery | None:
     except ValueError:
         log.warning("skipping a record that is not JSON", extra={"topic": record.topic})
         return None
+    if not isinstance(message, dict):
+        log.warning("skipping a record that is not a JSON object", extra={"topic": record.topic})
+        return None
     if "op" in message:  # Debezium: only inserts and snapshot reads carry new events
         row = message.get("after") if message.get("op") in ("c", "r") else None
         if row is None:
             return None
+        if not isinstance(row, dict):
+            log.warning(
+                "skipping a change event whose row is not an object", extra={"topic": record.topic}
+            )
+            return None
         event_id, event_type = str(row.get("id")), row.get("event_type")
         payload = row.get("payload")
-        payload = json.loads(payload) if isinstance(payload, str) else payload
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                log.error(
+                    "skipping %s %s: its payload is not JSON",
+                    event_type,
+                    event_id,
+                    extra={"topic": record.topic},
+                )
+                return None
     else:
         event_id, event_type, payload = (
             str(message.get("id")),

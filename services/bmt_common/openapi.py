@@ -77,6 +77,10 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     statuses = set(op.errors)
     if op.body is not None or op.query is not None or op.form is not None:
         statuses |= {400, 415, 422}
+    if op.body is not None or op.form is not None:
+        statuses.add(413)  # over the JSON cap, or a file over its limit
+    if "{" in op.path:
+        statuses.add(400)  # a NUL character in a path parameter
     if op.auth is not None:
         doc["security"] = [{"bearer": []}]
         doc["x-bmt-auth"] = op.auth

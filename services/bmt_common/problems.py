@@ -23,6 +23,7 @@ class Problem(Exception):
         type_: str = "about:blank",
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        close: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
@@ -32,6 +33,8 @@ class Problem(Exception):
         self.type = type_
         self.errors = errors
         self.headers = headers or {}
+        # The body was left unread or broken: the connection cannot carry another request.
+        self.close = close
         self.extra = extra
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -51,12 +54,15 @@ class Problem(Exception):
         return body
 
     def response(self, instance: str | None = None) -> web.Response:
-        return web.Response(
+        response = web.Response(
             status=self.status,
             text=json.dumps(self.body(instance)),
             content_type=PROBLEM_JSON,
             headers=self.headers,
         )
+        if self.close:
+            response.force_close()
+        return response
 
 
 def from_validation(exc: ValidationError, where: str = "body") -> Problem:

@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from bmt_common import logs
 from bmt_common.auth import Claims, JwtVerifier, TokenError
@@ -33,6 +35,9 @@ VERIFIER = web.AppKey("verifier", JwtVerifier)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
 SERVICE = web.AppKey("service", str)
 MAX_BODY = web.AppKey("max_body", int)
+MAX_JSON = web.AppKey("max_json", int)
+# PostgreSQL text cannot hold U+0000: refused at the door, not as a 500 from the database.
+NUL_MESSAGE = "Text must not contain the NUL character (U+0000)"
 
 REQUESTS = Counter(
     "bmt_http_requests_total", "HTTP requests served", ["service", "method", "route", "status"]
@@ -137,13 +142,17 @@ class Api:
 
 def _checked(op: Operation) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
+        if any("\x00" in value for value in request.match_info.values()):
+            raise Problem(400, "The path must not contain the NUL character (%00)")
         if op.auth is not None:
             request["claims"] = await authenticate(request, op.auth)
         if op.body is not None:
             request["body"] = await _read_json(request, op.body)
         if op.query is not None:
+            query = dict(request.query)
+            refuse_nul(query, "query")
             try:
-                request["query"] = op.query.model_validate(dict(request.query))
+                request["query"] = op.query.model_validate(query)
             except ValidationError as exc:
                 raise from_validation(exc, "query") from None
         return await op.handler(request)
@@ -199,19 +208,72 @@ def query_of(request: web.Request, model: type[M]) -> M:
     return query
 
 
+def nul_at(value: Any, where: str) -> str | None:
+    """Where (a dotted field path) a NUL character hides in parsed JSON or form data."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if not isinstance(value, dict | list):
+        return None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        path = f"{where}.{key}" if where else str(key)
+        if "\x00" in str(key):
+            return path
+        if (found := nul_at(item, path)) is not None:
+            return found
+    return None
+
+
+def refuse_nul(value: Any, where: str) -> None:
+    field = nul_at(value, "")
+    if field is not None:
+        raise Problem(
+            422,
+            f"The {where} is invalid: {field or where}",
+            errors=[{"field": field or where, "message": NUL_MESSAGE}],
+        )
+
+
+async def read_body(request: web.Request, limit: int, what: str = "body") -> bytes:
+    """The whole body (decoded as its Content-Encoding says), refused past `limit` bytes,
+    as it streams in rather than after buffering it all."""
+    too_large = Problem(413, f"The {what} is larger than the limit of {limit} bytes", close=True)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except web.RequestPayloadError as exc:
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        raise Problem(400, f"The body cannot be read: {reason}", close=True) from None
+    except ConnectionResetError:
+        # The client went away mid-body: nobody reads this answer, but the logs and
+        # metrics tell a client's mistake, not a server error.
+        raise Problem(400, "The body ended before its declared length", close=True) from None
+    return b"".join(chunks)
+
+
 async def _read_json(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise Problem(415, f"The body must be application/json, not {request.content_type!r}")
+    # JSON is parsed in memory: it gets its own cap, below the upload-sized body limit.
+    limit = min(request.app[MAX_BODY], request.app[MAX_JSON])
+    raw = await read_body(request, limit, "JSON body")
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(request) from None
-    try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise Problem(400, "The body is not valid JSON") from None
         raise from_validation(exc) from None
+    if b"\\u0000" in raw:  # the only way a NUL gets into valid JSON
+        refuse_nul(from_json(raw), "body")
+    return parsed
 
 
 def json_response(model: BaseModel | list[Any], status: int = 200) -> web.Response:
@@ -338,14 +400,19 @@ def create_app(
     *,
     verifier: JwtVerifier | None,
     max_body_bytes: int,
+    max_json_bytes: int = 1024 * 1024,
+    decompress: bool = True,
 ) -> web.Application:
-    """The base application: middlewares, health, metrics, the API's routes, token verification."""
+    """The base application: middlewares, health, metrics, the API's routes, token verification.
+    `decompress=False` keeps request bodies as sent (Content-Encoding and all), for a proxy."""
     app = web.Application(
         middlewares=[request_id_middleware, observe_middleware, problem_middleware],
         client_max_size=max_body_bytes,
+        handler_args={"auto_decompress": decompress},
     )
     app[SERVICE] = service
     app[MAX_BODY] = max_body_bytes
+    app[MAX_JSON] = max_json_bytes
     app[READY_CHECKS] = []
     if verifier is not None:
         app[VERIFIER] = verifier

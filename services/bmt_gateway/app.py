@@ -133,6 +133,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         raise Problem(504, f"The {route.service} service did not answer in time") from None
     except aiohttp.ClientConnectionError:
+        if request.content.exception() is not None:
+            # The client's own body broke off (a 400 nobody reads, but not the service's fault).
+            raise Problem(400, "The body ended before its declared length", close=True) from None
         raise Problem(502, f"The {route.service} service is unavailable") from None
 
 
@@ -229,7 +232,14 @@ def make_app(settings: GatewaySettings) -> web.Application:
     verifier = JwtVerifier(
         settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
-    app = create_app("gateway", None, verifier=verifier, max_body_bytes=settings.max_body_bytes)
+    # Bodies are relayed as sent: the service decodes them (and caps what they decode to).
+    app = create_app(
+        "gateway",
+        None,
+        verifier=verifier,
+        max_body_bytes=settings.max_body_bytes,
+        decompress=False,
+    )
     app[SETTINGS] = settings
     app[TABLE] = Table()
     app[LIMITS] = RateLimiter(settings.rate_per_second, settings.rate_burst)

@@ -6,18 +6,23 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Literal, TypeVar
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
 from pydantic import BaseModel, ValidationError
 
 from bmt_common.problems import Problem, from_validation
+from bmt_common.web import read_body, refuse_nul
 from bmt_product.domain import IMAGE_TYPES, VIDEO_TYPES, sniff
 
 M = TypeVar("M", bound=BaseModel)
 MediaKind = Literal["image", "video"]
 CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+# A film's form has ten fields: more parts than this is abuse, answered before it costs much.
+MAX_PARTS = 32
+MAX_URLENCODED_BYTES = 64 * 1024
 
 
 @dataclass
@@ -37,9 +42,24 @@ async def read_form(
 ) -> tuple[dict[str, str], dict[str, StagedFile]]:
     """Text fields (a repeated field joined by commas) and the declared files, checked."""
     if request.content_type == "application/x-www-form-urlencoded":
-        # A form without files may come URL-encoded.
-        form = await request.post()
-        return {name: ",".join(str(v) for v in form.getall(name)) for name in set(form)}, {}
+        # A form without files may come URL-encoded (small: it holds text only).
+        raw = await read_body(request, MAX_URLENCODED_BYTES, "form")
+        try:
+            pairs = parse_qsl(
+                raw.decode("ascii"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=MAX_PARTS,
+            )
+        except UnicodeDecodeError:
+            raise Problem(400, "The form is not URL-encoded UTF-8") from None
+        except ValueError:
+            raise Problem(413, f"The form has more than {MAX_PARTS} fields") from None
+        joined: dict[str, list[str]] = {}
+        for name, value in pairs:
+            joined.setdefault(name, []).append(value)
+        return {name: ",".join(values) for name, values in joined.items()}, {}
     if not request.content_type.startswith("multipart/form-data"):
         raise Problem(415, f"The body must be multipart/form-data, not {request.content_type!r}")
     fields: dict[str, list[str]] = {}
@@ -47,10 +67,23 @@ async def read_form(
     try:
         reader = await request.multipart()
         return await _read_parts(reader, files, limits, fields, staged)
-    except (ValueError, BadHttpMessage) as exc:
+    except BaseException as exc:
         for file in staged.values():
             file.file.close()
-        raise Problem(400, f"The multipart body cannot be read: {exc}") from None
+        unreadable = (ValueError, BadHttpMessage, web.RequestPayloadError, ConnectionResetError)
+        if isinstance(exc, unreadable):
+            raise Problem(
+                400, f"The multipart body cannot be read: {_why(exc)}", close=True
+            ) from None
+        raise
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "a text field is not UTF-8"
+    if isinstance(exc, ConnectionResetError) or str(exc) == "Reading after EOF":
+        return "it ends before its closing boundary"
+    return str(exc)
 
 
 async def _read_parts(
@@ -60,13 +93,21 @@ async def _read_parts(
     fields: dict[str, list[str]],
     staged: dict[str, StagedFile],
 ) -> tuple[dict[str, str], dict[str, StagedFile]]:
+    parts = 0
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
+        parts += 1
+        if parts > MAX_PARTS:
+            raise Problem(413, f"The form has more than {MAX_PARTS} parts", close=True)
+        if not isinstance(part, BodyPartReader):
             raise Problem(400, "Nested multipart bodies are not accepted")
+        if not part.name:
+            raise Problem(400, "Each part needs a Content-Disposition header with a name")
         if part.filename is None:
             raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
             if len(raw) > MAX_FIELD_BYTES or not part.at_eof():
-                raise Problem(413, f"Field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes")
+                raise Problem(
+                    413, f"Field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes", close=True
+                )
             fields.setdefault(part.name, []).append(raw.decode("utf-8", errors="strict"))
             continue
         kind = files.get(part.name)
@@ -93,7 +134,7 @@ async def stage(chunks: AsyncIterator[bytes], name: str, kind: MediaKind, limit:
         size += len(chunk)
         if size > limit:
             spooled.close()
-            raise Problem(413, f"{name} is larger than the limit of {_mib(limit)}")
+            raise Problem(413, f"{name} is larger than the limit of {_mib(limit)}", close=True)
         if len(head) < 16:
             head += chunk[: 16 - len(head)]
         spooled.write(chunk)
@@ -107,6 +148,7 @@ async def stage(chunks: AsyncIterator[bytes], name: str, kind: MediaKind, limit:
 
 
 def validate(model: type[M], fields: dict[str, str]) -> M:
+    refuse_nul(fields, "form")
     try:
         return model.model_validate(fields)
     except ValidationError as exc:

@@ -1,6 +1,8 @@
 """The SQS worker: each S3 object-created record becomes a `media_uploaded` event on Kafka,
-and only then is the SQS message deleted. A message that cannot be read is left alone: SQS
-redelivers it and, after the queue's maxReceiveCount, moves it to the dead-letter queue."""
+and only then is the SQS message deleted. A message that can never succeed (not an S3
+notification, or its object is gone) is made visible again at once, so SQS moves it to the
+dead-letter queue after the queue's maxReceiveCount receives, in seconds; a message that
+failed for a passing reason (S3 or Kafka down) waits out its visibility timeout first."""
 
 from __future__ import annotations
 
@@ -56,28 +58,44 @@ class Worker:
         )
         handled = 0
         for message in got.get("Messages", []):
-            if await self.handle(message, s3):
-                await sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            receipt = message["ReceiptHandle"]
+            try:
+                done = await self.handle(message, s3)
+            except PoisonMessage as exc:
+                log.error("poison message %s: %s", message.get("MessageId"), exc)
+                # Retrying cannot help: straight back to the queue, to be dead-lettered.
+                await sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
                 )
+                continue
+            except (BotoCoreError, ClientError, OSError):
+                raise  # SQS or S3 unreachable: run() reconnects
+            except Exception:
+                # Kafka down, or a bug: never the end of the worker. Retried after the
+                # visibility timeout, dead-lettered if it keeps failing.
+                log.exception("message %s failed; left for a retry", message.get("MessageId"))
+                continue
+            if done:
+                await sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
                 handled += 1
         return handled
 
     async def handle(self, message: dict[str, Any], s3: Any) -> bool:
-        """True when the message is done with (published or not ours) and may be deleted."""
-        try:
-            records = object_created(message["Body"])
-        except PoisonMessage as exc:
-            log.error("poison message %s: %s", message.get("MessageId"), exc)
-            return False
+        """True when the message is done with (published or not ours) and may be deleted;
+        False to leave it for a retry; PoisonMessage when no retry can help."""
+        records = object_created(message["Body"])
         for record in records:
             ref = media_ref(record.key)
-            if ref is None:
-                log.info("ignoring object %s/%s: not a media key", record.bucket, record.key)
+            if ref is None or record.bucket != self.settings.media_bucket:
+                log.info("ignoring object %s/%s: not a media object", record.bucket, record.key)
                 continue
             try:
                 head = await s3.head_object(Bucket=record.bucket, Key=record.key)
             except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise PoisonMessage(
+                        f"object {record.bucket}/{record.key} does not exist"
+                    ) from None
                 log.error("object %s/%s cannot be read: %s", record.bucket, record.key, exc)
                 return False
             event = MediaUploaded(

@@ -1,4 +1,5 @@
-"""The one consumer loop: each event applied once, unknown ones skipped, failures retried."""
+"""The one consumer loop: each event applied once, unknown and malformed ones skipped (and
+committed past), failures retried."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bmt_common.db import Connection
@@ -63,9 +64,10 @@ async def test_each_event_is_applied_once(
                 raise ConnectionError("transient")
             seen.append(event.otp)
 
+        group = f"g-{unique}"
         consumer = Consumer(
             bootstrap=kafka_bootstrap,
-            group_id=f"g-{unique}",
+            group_id=group,
             topics=[topic],
             pool=pool,
             handlers={OtpRequested: on_otp},
@@ -78,20 +80,54 @@ async def test_each_event_is_applied_once(
             change_event(2, "film_rated", {"stars": 5}),  # a type nobody knows
             change_event(4, "otp_requested", {"email": "no otp"}),  # does not match its model
             b"not json at all",
+            # JSON, but not an event: these raised and were retried forever, stalling the rest.
+            b"123",
+            b'["op", "c"]',
+            json.dumps({"op": "c", "after": [1, 2]}).encode(),
+            raw_change_event(5, "otp_requested", "{not json"),
+            None,  # a tombstone
             change_event(3, "otp_requested", {**OTP, "otp": "333333"}),
+            change_event(6, "film_rated", {"stars": 1}),  # skipped last: committed past too
         ):
-            await producer.send_and_wait(topic, value)
+            await producer.send_and_wait(topic, value, key=b"x")
         await producer.stop()
         task = asyncio.create_task(consumer.run())
         try:
             await eventually(lambda: _done(seen), 30, "both events applied")
+            # The skipped records are consumed, not left behind: the group's committed
+            # offset reaches the end of the topic, past the unknown type at its tail.
+            end = await eventually(lambda: _committed_to_end(kafka_bootstrap, group, topic), 30)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        assert end == 12
         assert seen == ["111111", "333333"]
         applied = await conn.fetch("SELECT event_id FROM applied_events ORDER BY event_id")
         assert [r["event_id"] for r in applied] == ["1", "3"]
         await pool.close()
+
+
+def raw_change_event(row_id: int, event_type: str, payload: str) -> bytes:
+    """A change event whose payload column is the given text, as is."""
+    event = json.loads(change_event(row_id, event_type, {}))
+    event["after"]["payload"] = payload
+    return json.dumps(event).encode()
+
+
+async def _committed_to_end(bootstrap: str, group: str, topic: str) -> int | None:
+    """The end offset of the topic's one partition once the group has committed it."""
+    partition = TopicPartition(topic, 0)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await probe.start()
+    await admin.start()
+    try:
+        end = (await probe.end_offsets([partition]))[partition]
+        committed = (await admin.list_consumer_group_offsets(group)).get(partition)
+    finally:
+        await probe.stop()
+        await admin.close()
+    return end if committed is not None and committed.offset == end else None
 
 
 async def _done(seen: list[str]) -> bool | None:

@@ -91,6 +91,23 @@ def test_test_events_and_deletions_are_skipped() -> None:
         json.dumps({"TopicArn": "t", "Message": "[1, 2"}),
         notification({"Records": [{"eventName": "ObjectCreated:Put"}]}),
         notification([1]),
+        # Shapes that once escaped as AttributeError and stopped the worker:
+        notification({"Records": "not a list"}),
+        notification({"Records": [1]}),
+        notification({"Records": [{"eventName": "ObjectCreated:Put", "s3": "x"}]}),
+        notification(
+            {
+                "Records": [
+                    {
+                        "eventName": "ObjectCreated:Put",
+                        "s3": {"bucket": {"name": "b"}, "object": {"key": 12}},
+                    }
+                ]
+            }
+        ),
+        json.dumps([]),
+        json.dumps({"TopicArn": "t", "Message": 5}),
+        "123",
     ],
 )
 def test_unreadable_messages_are_poison(body: str) -> None:
