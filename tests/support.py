@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 T = TypeVar("T")
 
@@ -95,22 +97,27 @@ class Mailbox:
         return (await eventually(codes, 30.0, f"{count} code mail(s) to {recipient}"))[count - 1]
 
 
-async def drained(bootstrap: str, group: str, topic: str, within: float = 30.0) -> None:
-    """Wait until consumer group `group` has committed past everything now on `topic`."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.structs import TopicPartition
-
+async def end_offsets(bootstrap: str, *topics: str) -> dict[TopicPartition, int]:
+    """The offset after the last record of every partition of `topics`, now."""
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await probe.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await probe._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
-        ends = await probe.end_offsets(partitions)
+        # A fresh consumer knows no topic yet (and aiokafka's stop() right after start()
+        # trips over its own cancelled task): fetch the metadata first.
+        await probe._client.force_metadata_update()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in probe.partitions_for_topic(topic) or ()
+        ]
+        return dict(await probe.end_offsets(partitions))
     finally:
         await probe.stop()
+
+
+async def drained(bootstrap: str, group: str, topic: str, within: float = 30.0) -> None:
+    """Wait until consumer group `group` has committed past everything now on `topic`."""
+    ends = await end_offsets(bootstrap, topic)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -42,10 +42,10 @@ STATUSES: list[int] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
-def summary() -> Any:
+def summary(figure: Callable[[str], None]) -> Any:
     yield
     errors = sum(status >= 500 for status in STATUSES)
-    print(f"\n[bad input] {len(STATUSES)} malformed requests, {errors} server errors")
+    figure(f"\n[bad input] {len(STATUSES)} malformed requests, {errors} server errors")
 
 
 @dataclass
@@ -493,6 +493,7 @@ async def test_poison_notifications_are_dead_lettered_and_the_worker_goes_on(
     kafka_bootstrap: str,
     unique: str,
     db: Callable[[str], Awaitable[asyncpg.Connection]],
+    figure: Callable[[str], None],
 ) -> None:
     queue = (await sqs.get_queue_url(QueueName=QUEUE))["QueueUrl"]
     dlq = (await sqs.get_queue_url(QueueName=DEAD_LETTERS))["QueueUrl"]
@@ -560,7 +561,7 @@ async def test_poison_notifications_are_dead_lettered_and_the_worker_goes_on(
     finally:
         await conn.close()
     assert stored == 0
-    print(f"\n[bad input] {len(bodies)} poison S3 notifications dead-lettered, 2 harmless deleted")
+    figure(f"\n[bad input] {len(bodies)} poison S3 notifications dead-lettered, 2 harmless deleted")
 
 
 async def media_keys(bootstrap: str, until: str) -> list[str]:
