@@ -1,6 +1,7 @@
 """What a Platform needs outside Kubernetes, created idempotently: Kafka topics, the
 S3 -> SNS -> SQS media wiring with its dead-letter queue, the mail sender's SES identity, and
-one Debezium connector per service database. Every function can run again at any time and converges."""
+one Debezium connector per service database. Every function can run again at any time and
+converges."""
 
 from __future__ import annotations
 
