@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Container
 from typing import Any
 
 import aiohttp
@@ -36,8 +37,11 @@ class JwtVerifier:
         issuer: str,
         audience: str,
         keys: dict[str, Any] | None = None,
+        revoked: Container[str] | None = None,
     ) -> None:
         self.jwks_url = jwks_url
+        # Session ids ended before their tokens expire (the gateway follows them).
+        self.revoked = revoked
         self.issuer = issuer
         self.audience = audience
         self._keys: dict[str, Any] = dict(keys or {})
@@ -48,14 +52,15 @@ class JwtVerifier:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims; a token verified before is answered from memory until it expires
-        (the same bytes always verify the same way; revocation is the user service's job)."""
-        cached = self._verified.get(token)
-        if cached is not None and cached.exp > time.time():
-            return cached
-        claims = await self._verify(token)
-        if len(self._verified) >= VERIFIED_CACHE:
-            self._verified.clear()  # crude, bounded, and rare: tokens live ten minutes
-        self._verified[token] = claims
+        (the same bytes always verify the same way), unless its session has ended since."""
+        claims = self._verified.get(token)
+        if claims is None or claims.exp <= time.time():
+            claims = await self._verify(token)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()  # crude, bounded, and rare: tokens live ten minutes
+            self._verified[token] = claims
+        if self.revoked is not None and claims.sid in self.revoked:
+            raise TokenError("its session has ended")
         return claims
 
     async def _verify(self, token: str) -> Claims:

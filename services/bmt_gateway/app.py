@@ -19,6 +19,7 @@ from bmt_common.auth import JwtVerifier
 from bmt_common.problems import Problem
 from bmt_common.web import READY_CHECKS, authenticate, create_app
 from bmt_gateway.ratelimit import RateLimiter, retry_after
+from bmt_gateway.revocations import RevokedSessions
 from bmt_gateway.routes import Table
 from bmt_gateway.settings import GatewaySettings
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", GatewaySettings)
 TABLE = web.AppKey("table", Table)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+REVOKED = web.AppKey("revoked", RevokedSessions)
 LIMITS = web.AppKey("limits", RateLimiter)
 REFRESH: web.AppKey[Callable[[], Awaitable[bool]]] = web.AppKey("refresh")
 MISS_REFRESH_SECONDS = 2.0  # an unknown path refreshes the routes at most this often
@@ -228,9 +230,31 @@ async def service_document(request: web.Request) -> web.Response:
     return web.json_response({**document, "servers": [{"url": "/"}]})
 
 
+async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
+    revoked, settings = app[REVOKED], app[SETTINGS]
+    task = asyncio.create_task(
+        revoked.follow(settings.kafka_bootstrap, settings.user_topic), name="revoked-sessions"
+    )
+
+    async def revocations_read() -> str | None:
+        # Until then a token of an ended session would pass: not ready.
+        return None if revoked.caught_up else "the ended sessions are not read yet"
+
+    app[READY_CHECKS].append(revocations_read)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def make_app(settings: GatewaySettings) -> web.Application:
+    revoked = RevokedSessions(settings.revoked_sessions_seconds)
     verifier = JwtVerifier(
-        settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        settings.jwks_url,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        revoked=revoked,
     )
     # Bodies are relayed as sent: the service decodes them (and caps what they decode to).
     app = create_app(
@@ -241,11 +265,13 @@ def make_app(settings: GatewaySettings) -> web.Application:
         decompress=False,
     )
     app[SETTINGS] = settings
+    app[REVOKED] = revoked
     app[TABLE] = Table()
     app[LIMITS] = RateLimiter(settings.rate_per_second, settings.rate_burst)
     app[AUTH_LIMITS] = RateLimiter(settings.auth_rate_per_minute / 60, settings.auth_burst)
     app.cleanup_ctx.append(http_ctx)
     app.cleanup_ctx.append(load_routes)
+    app.cleanup_ctx.append(revocations_ctx)
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/openapi/{service}.json", service_document)
     app.router.add_static("/docs/static", SWAGGER_STATIC)

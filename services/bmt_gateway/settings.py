@@ -27,3 +27,7 @@ class GatewaySettings(ServiceSettings):
     # Behind a trusted proxy or ingress, the client is the first X-Forwarded-For address.
     trust_forwarded_for: bool = False
     max_body_bytes: int = 110 * 1024 * 1024
+    # Ended sessions are read from the user service's events and refused for as long as an
+    # access token of theirs can live (the user service's access_token_minutes, and a margin).
+    user_topic: str = "bmt_user.public.outboxes"
+    revoked_sessions_seconds: float = 11 * 60

@@ -50,7 +50,7 @@ from security.scene import (
 
 from bmt_stack.components.services import ADMIN_EMAIL, Secrets
 from bmt_stack.config import StackSettings
-from support import Client, Mailbox
+from support import Client, Mailbox, eventually
 
 ATTACKS: list[str] = []
 CODES_SEEN: set[str] = set()
@@ -309,6 +309,41 @@ async def test_forged_access_tokens_are_refused_everywhere(
     assert not failures, "\n".join(failures)
 
 
+async def ended_session_refused(http: aiohttp.ClientSession, gateway: str, token: str) -> float:
+    """Seconds until the gateway refuses `token` on a route of a service that cannot know the
+    session ended (only the user service does)."""
+    started = time.monotonic()
+
+    async def refused() -> Any:
+        got = await call(http, gateway, "GET", "/v1/orders", token=token)
+        return got if got.status == 401 else None
+
+    got = await eventually(refused, 10, "the gateway refusing the ended session's token")
+    assert got.body["detail"] == "The access token is not valid: its session has ended", got
+    return time.monotonic() - started
+
+
+async def test_an_ended_sessions_access_token_is_refused_at_once(
+    http: aiohttp.ClientSession,
+    bmt_platform: StackSettings,
+    admin: Client,
+    gateway: str,
+    unique: str,
+    figure: Callable[[str], None],
+) -> None:
+    delays = []
+    for _ in range(5):
+        token = (await new_account(http, bmt_platform, admin, "customer", unique)).token
+        assert (await call(http, gateway, "GET", "/v1/orders", token=token)).status == 200
+        assert (await call(http, gateway, "POST", "/v1/auth/logout", token=token)).status == 204
+        delays.append(await ended_session_refused(http, gateway, token))
+        tried("access token after logout")
+    figure(
+        f"\n[attacks] an access token is refused after logout within {max(delays) * 1000:.0f} ms"
+        f" (worst of 5; median {statistics.median(delays) * 1000:.0f} ms)"
+    )
+
+
 async def test_a_refresh_token_of_a_reset_password_is_refused(
     http: aiohttp.ClientSession,
     bmt_platform: StackSettings,
@@ -344,6 +379,9 @@ async def test_a_refresh_token_of_a_reset_password_is_refused(
         tried("refresh with a revoked or made-up token")
         assert got.status == 401, got
         assert got.is_problem()
+    # The access token of the ended session stops too, at every door of the gateway.
+    await ended_session_refused(http, gateway, pair.body["access_token"])
+    tried("access token of a session ended by a password reset")
     # The verification token is single use: a second reset with it fails.
     again = await call(
         http,
