@@ -93,3 +93,19 @@ async def test_a_token_of_another_key_is_refused(key: domain.SigningKey) -> None
 async def test_garbage_is_not_a_token(key: domain.SigningKey) -> None:
     with pytest.raises(TokenError, match="not a JWT"):
         await verifier(key).verify("definitely.not.a-token")
+
+
+async def test_a_token_of_an_ended_session_is_refused_even_once_verified(
+    key: domain.SigningKey,
+) -> None:
+    session = uuid.uuid4()
+    ended: set[str] = set()
+    checker = JwtVerifier(
+        None, issuer="bmt-user", audience="bmt", keys={key.kid: key.public_key()}, revoked=ended
+    )
+    issued = token(key, session_id=session)
+    assert (await checker.verify(issued)).sid == str(session)  # now in the verified cache
+    ended.add(str(session))
+    with pytest.raises(TokenError, match="its session has ended"):
+        await checker.verify(issued)
+    assert (await checker.verify(token(key))).sid != str(session)  # other sessions go on

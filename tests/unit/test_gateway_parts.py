@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from bmt_gateway.ratelimit import RateLimiter
+from bmt_gateway.revocations import RevokedSessions
 from bmt_gateway.routes import Table
 
 
@@ -45,3 +48,13 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
     assert limiter.take("b") == 0  # another client has its own bucket
     now[0] = 0.5
     assert limiter.take("a") == 0
+
+
+def test_ended_sessions_are_kept_while_their_tokens_can_live() -> None:
+    revoked = RevokedSessions(keep_seconds=600)
+    now = time.time()
+    revoked.add("recent", now - 10)
+    revoked.add("long-ago", now - 601)  # every token of it has expired: it may be forgotten
+    assert "recent" in revoked
+    assert "long-ago" not in revoked
+    assert "never-ended" not in revoked
