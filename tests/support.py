@@ -202,3 +202,37 @@ async def seat_map(client: Client, showtime_id: int) -> dict[str, Any]:
 def seat_ids(seats: dict[str, Any], *labels: str) -> list[int]:
     by_label = {s["label"]: s["seat_id"] for s in seats["seats"]}
     return [by_label[label] for label in labels]
+
+
+# Media, as the flows upload it: tiny files that pass the services' type sniffing.
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 256
+FILM = {
+    "title": "The Long Night",
+    "description": "A cinema's longest screening.",
+    "release_date": "2026-12-01",
+    "duration_minutes": "128",
+    "genres": "drama,thriller",
+    "age_rating": "T16",
+}
+
+
+def film_form(poster: bytes = PNG, trailer: bytes = MP4, **fields: str) -> aiohttp.FormData:
+    """The multipart body of POST /v1/films: FILM's fields (or these), a poster and a trailer."""
+    form = aiohttp.FormData()
+    for name, value in {**FILM, **fields}.items():
+        form.add_field(name, value)
+    form.add_field("poster", poster, filename="poster.png", content_type="image/png")
+    form.add_field("trailer", trailer, filename="trailer.mp4", content_type="video/mp4")
+    return form
+
+
+async def sqs_queue_empty(sqs: Any, queue_url: str) -> bool | None:
+    """True once no message waits in the queue and none is being handled."""
+    attributes = (
+        await sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    )["Attributes"]
+    return True if set(attributes.values()) == {"0"} else None

@@ -16,10 +16,8 @@ from typing import Any
 import aiohttp
 
 from kube import Kube
-from support import Client
+from support import Client, film_form
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 256
 # Every fifth order is left unpaid: its hold must expire and free the seat.
 UNPAID_EVERY = 5
 
@@ -183,16 +181,7 @@ class Shop:
         return None
 
     async def _upload(self) -> str | None:
-        form = aiohttp.FormData()
-        for name, value in {
-            "title": f"Chaos {uuid.uuid4().hex[:8]}",
-            "release_date": "2026-12-01",
-            "duration_minutes": "90",
-            "age_rating": "P",
-        }.items():
-            form.add_field(name, value)
-        form.add_field("poster", PNG, filename="poster.png", content_type="image/png")
-        form.add_field("trailer", MP4, filename="trailer.mp4", content_type="video/mp4")
+        form = film_form(title=f"Chaos {uuid.uuid4().hex[:8]}")
         status, film = await self._call(self.admin, "POST", "/v1/films", data=form)
         if status != 201:
             return f"{status} {film}"

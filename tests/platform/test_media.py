@@ -16,27 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bmt_stack.config import HOST, StackSettings
-from support import Client, drained, eventually
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 256
-FILM = {
-    "title": "The Long Night",
-    "description": "A cinema's longest screening.",
-    "release_date": "2026-12-01",
-    "duration_minutes": "128",
-    "genres": "drama,thriller",
-    "age_rating": "T16",
-}
-
-
-def film_form(poster: bytes = PNG, trailer: bytes = MP4, **fields: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in {**FILM, **fields}.items():
-        form.add_field(name, value)
-    form.add_field("poster", poster, filename="poster.png", content_type="image/png")
-    form.add_field("trailer", trailer, filename="trailer.mp4", content_type="video/mp4")
-    return form
+from support import MP4, PNG, Client, drained, eventually, film_form
 
 
 async def media_ready(client: Client, path: str, field: str = "media_status") -> dict[str, Any]:

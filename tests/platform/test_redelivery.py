@@ -25,9 +25,11 @@ from support import (
     drained,
     end_offsets,
     eventually,
+    film_form,
     released_showtime,
     seat_ids,
     seat_map,
+    sqs_queue_empty,
 )
 
 # topic -> the consumer groups that read it
@@ -38,8 +40,6 @@ TOPICS = {
     "bmt_payment.public.outboxes": ("bmt-order",),
     "bmt.media-uploaded": ("bmt-product",),
 }
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 256
 PASSWORD = "correct horse battery"
 
 
@@ -160,16 +160,7 @@ async def run_the_three_flows(
     assert status == 200, tokens
     customer.token = tokens["access_token"]
     # 2. Media: a film with poster and trailer; wait for both URLs.
-    form = aiohttp.FormData()
-    for name, value in {
-        "title": f"Redelivered {unique}",
-        "release_date": "2026-12-01",
-        "duration_minutes": "95",
-        "age_rating": "P",
-    }.items():
-        form.add_field(name, value)
-    form.add_field("poster", PNG, filename="poster.png", content_type="image/png")
-    form.add_field("trailer", MP4, filename="trailer.mp4", content_type="video/mp4")
+    form = film_form(title=f"Redelivered {unique}")
     status, film = await admin.call("POST", "/v1/films", data=form)
     assert status == 201, film
     flow.film_id = film["id"]
@@ -330,19 +321,9 @@ async def test_every_message_of_the_three_flows_delivered_again_changes_nothing(
         for body in [*reversed(notifications), *reversed(notifications)]:
             await sqs.send_message(QueueUrl=queue, MessageBody=body)
 
-        async def queue_empty() -> bool | None:
-            attributes = (
-                await sqs.get_queue_attributes(
-                    QueueUrl=queue,
-                    AttributeNames=[
-                        "ApproximateNumberOfMessages",
-                        "ApproximateNumberOfMessagesNotVisible",
-                    ],
-                )
-            )["Attributes"]
-            return True if not any(int(v) for v in attributes.values()) else None
-
-        await eventually(queue_empty, 30, "the upload service taking the notifications")
+        await eventually(
+            lambda: sqs_queue_empty(sqs, queue), 30, "the upload service taking the notifications"
+        )
     for topic, groups in TOPICS.items():
         for group in groups:
             await drained(kafka_bootstrap, group, topic)

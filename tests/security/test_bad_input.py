@@ -35,9 +35,8 @@ from security.scene import PROBLEM, any_address
 
 from bmt_common.web import NUL_MESSAGE
 from bmt_stack.config import HOST, StackSettings
-from support import Client, Mailbox, eventually
+from support import PNG, Client, Mailbox, eventually, sqs_queue_empty
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 STATUSES: list[int] = []
 
 
@@ -519,19 +518,9 @@ async def test_poison_notifications_are_dead_lettered_and_the_worker_goes_on(
     )
     assert found == bodies  # each as sent, and no harmless one among them
 
-    async def queue_empty() -> bool | None:
-        attributes = (
-            await sqs.get_queue_attributes(
-                QueueUrl=queue,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )
-        )["Attributes"]
-        return True if set(attributes.values()) == {"0"} else None
-
-    await eventually(queue_empty, 60, "the media queue empty (the harmless deleted)")
+    await eventually(
+        lambda: sqs_queue_empty(sqs, queue), 60, "the media queue empty (the harmless deleted)"
+    )
     leftover: dict[str, str] = {}
     await dead_lettered(sqs, dlq, set(harmless), leftover)
     assert leftover == {}
