@@ -189,22 +189,16 @@ def consumer_ctx(
     """Cleanup context running a consumer for the life of the app; ready once it has joined."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from bmt_common.web import READY_CHECKS
+        from bmt_common.web import background
 
         consumer = make(app)
-        task = asyncio.create_task(consumer.run(), name=f"consumer:{consumer.group_id}")
-
-        async def consuming() -> str | None:
-            if task.done():
-                return f"consumer stopped: {task.exception()!r}"
-            return None if consumer.running else "consumer not started"
-
-        app[READY_CHECKS].append(consuming)
-        try:
+        async with background(
+            app,
+            consumer.run(),
+            f"consumer {consumer.group_id}",
+            lambda: None if consumer.running else "consumer not started",
+        ):
             yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     return ctx
 

@@ -3,12 +3,14 @@ request ids, problem+json errors, authentication by role, health, readiness and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +35,32 @@ M = TypeVar("M", bound=BaseModel)
 
 VERIFIER = web.AppKey("verifier", JwtVerifier)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
+
+
+@contextlib.asynccontextmanager
+async def background(
+    app: web.Application,
+    work: Coroutine[Any, Any, None],
+    name: str,
+    ready: Callable[[], str | None],
+) -> AsyncIterator[None]:
+    """Runs `work` for the life of the app (inside a cleanup context); the app is ready while
+    it runs and `ready()` finds nothing missing."""
+    task = asyncio.create_task(work, name=name)
+
+    async def running() -> str | None:
+        if task.done():
+            return f"{name} stopped: {task.exception()!r}"
+        return ready()
+
+    app[READY_CHECKS].append(running)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 SERVICE = web.AppKey("service", str)
 MAX_BODY = web.AppKey("max_body", int)
 MAX_JSON = web.AppKey("max_json", int)

@@ -17,7 +17,7 @@ from aiohttp import web
 from bmt_common import logs
 from bmt_common.auth import JwtVerifier
 from bmt_common.problems import Problem
-from bmt_common.web import READY_CHECKS, authenticate, create_app
+from bmt_common.web import READY_CHECKS, authenticate, background, create_app
 from bmt_gateway.ratelimit import RateLimiter, retry_after
 from bmt_gateway.revocations import RevokedSessions
 from bmt_gateway.routes import Table
@@ -232,20 +232,14 @@ async def service_document(request: web.Request) -> web.Response:
 
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
     revoked, settings = app[REVOKED], app[SETTINGS]
-    task = asyncio.create_task(
-        revoked.follow(settings.kafka_bootstrap, settings.user_topic), name="revoked-sessions"
-    )
-
-    async def revocations_read() -> str | None:
-        # Until then a token of an ended session would pass: not ready.
-        return None if revoked.caught_up else "the ended sessions are not read yet"
-
-    app[READY_CHECKS].append(revocations_read)
-    try:
+    # Not ready before they are read: until then a token of an ended session would pass.
+    async with background(
+        app,
+        revoked.follow(settings.kafka_bootstrap, settings.user_topic),
+        "the reader of ended sessions",
+        lambda: None if revoked.caught_up else "the ended sessions are not read yet",
+    ):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def make_app(settings: GatewaySettings) -> web.Application:

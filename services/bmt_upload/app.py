@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from bmt_common.kafka import Producer
-from bmt_common.web import READY_CHECKS, create_app
+from bmt_common.web import background, create_app
 from bmt_upload.settings import UploadSettings
 from bmt_upload.worker import Worker
 
@@ -20,19 +19,15 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     producer = Producer(settings.kafka_bootstrap)
     await producer.start()
     worker = Worker(settings, producer)
-    task = asyncio.create_task(worker.run(), name="sqs-worker")
-
-    async def polling() -> str | None:
-        if task.done():
-            return f"worker stopped: {task.exception()!r}"
-        return None if worker.queue_url else f"queue {settings.media_queue} not reachable"
-
-    app[READY_CHECKS].append(polling)
     try:
-        yield
+        async with background(
+            app,
+            worker.run(),
+            "the SQS worker",
+            lambda: None if worker.queue_url else f"queue {settings.media_queue} not reachable",
+        ):
+            yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await producer.stop()
 
 
