@@ -265,16 +265,18 @@ def refuse_nul(value: Any, where: str) -> None:
 async def read_body(request: web.Request, limit: int, what: str = "body") -> bytes:
     """The whole body (decoded as its Content-Encoding says), refused past `limit` bytes,
     as it streams in rather than after buffering it all."""
-    too_large = Problem(413, f"The {what} is larger than the limit of {limit} bytes", close=True)
+    def too_large() -> Problem:
+        return Problem(413, f"The {what} is larger than the limit of {limit} bytes", close=True)
+
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise too_large()
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.content.iter_any():
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise too_large()
             chunks.append(chunk)
     except web.RequestPayloadError as exc:
         cause = exc.__cause__
