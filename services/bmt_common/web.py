@@ -265,6 +265,7 @@ def refuse_nul(value: Any, where: str) -> None:
 async def read_body(request: web.Request, limit: int, what: str = "body") -> bytes:
     """The whole body (decoded as its Content-Encoding says), refused past `limit` bytes,
     as it streams in rather than after buffering it all."""
+
     def too_large() -> Problem:
         return Problem(413, f"The {what} is larger than the limit of {limit} bytes", close=True)
 
