@@ -111,9 +111,11 @@ class Consumer:
         topics: list[str],
         pool: asyncpg.Pool,
         handlers: Mapping[type[Event], Handler],
+        instance_id: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id
+        self.instance_id = instance_id
         self.topics = topics
         self.pool = pool
         self.handlers = handlers
@@ -125,6 +127,7 @@ class Consumer:
             *self.topics,
             bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
+            group_instance_id=self.instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -17,6 +17,10 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = SecretStr("")
     db_pool_size: int = 10
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Static membership in the service's consumer group (Kafka's group.instance.id): a process
+    # restarted under the same name gets its partitions back at once instead of waiting for the
+    # dead one's session to time out. One name per live process (the pod's name in Kubernetes).
+    consumer_instance: str | None = None
     # Empty means AWS itself (no endpoint override); the default is the local moto server.
     aws_endpoint: str | None = "http://127.0.0.1:15000"
     aws_region: str = "us-east-1"

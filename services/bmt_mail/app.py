@@ -59,6 +59,7 @@ def make_consumer(app: web.Application) -> Consumer:
     return Consumer(
         bootstrap=settings.kafka_bootstrap,
         group_id=settings.consumer_group,
+        instance_id=settings.consumer_instance,
         topics=[settings.user_topic, settings.order_topic],
         pool=app[POOL],
         handlers={

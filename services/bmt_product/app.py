@@ -35,6 +35,7 @@ def make_consumer(app: web.Application) -> Consumer:
     return Consumer(
         bootstrap=settings.kafka_bootstrap,
         group_id=settings.consumer_group,
+        instance_id=settings.consumer_instance,
         topics=[settings.media_topic],
         pool=app[POOL],
         handlers={MediaUploaded: on_media_uploaded},

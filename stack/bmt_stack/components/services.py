@@ -111,6 +111,8 @@ class Service(Component):
             "BMT_KAFKA_BOOTSTRAP": f"{HOST}:{s.port_kafka}",
             "BMT_AWS_ENDPOINT": f"http://{HOST}:{s.port_moto}",
             "BMT_JWKS_URL": f"http://{HOST}:{s.port_user}/.well-known/jwks.json",
+            # One process per service here: a restart takes its partitions straight back.
+            "BMT_CONSUMER_INSTANCE": f"{self.spec.name}-local",
         }
         if self.spec.database:
             password = s.postgres_password.get_secret_value()
