@@ -220,8 +220,13 @@ def test_production_values_scale_out_and_use_existing_secrets(stack: StackSettin
     env = by_kind(docs, "Deployment")["bmt-order"]["spec"]["template"]["spec"]["containers"][0][
         "env"
     ]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+    sources = {e["name"]: e["valueFrom"] for e in env if "valueFrom" in e}
+    refs = {
+        name: ref["secretKeyRef"]["name"] for name, ref in sources.items() if "secretKeyRef" in ref
+    }
     assert refs == {"BMT_POSTGRES_PASSWORD": "bmt-postgres", "BMT_TICKET_KEY": "bmt-auth"}
+    # Each replica is its own static member of the consumer group: named after its pod.
+    assert sources["BMT_CONSUMER_INSTANCE"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_per_service_switches_override_the_defaults(stack: StackSettings) -> None:
