@@ -14,6 +14,7 @@ import kopf
 from bmt_operator import provision
 from bmt_operator.conditions import conditions
 from bmt_operator.events import record
+from bmt_operator.metrics import measured
 from bmt_operator.services import Refused, Services, Unavailable
 from bmt_operator.settings import OperatorSettings
 
@@ -208,6 +209,7 @@ def _plan(spec: Any) -> provision.Plan:
     )
 
 
+@measured("Platform")
 async def reconcile_platform(ctx: Ctx) -> None:
     plan, where = _plan(ctx.spec), _endpoints()
     try:
@@ -286,6 +288,7 @@ def _cinema_body(spec: Any) -> dict[str, Any]:
     }
 
 
+@measured("Cinema")
 async def reconcile_cinema(ctx: Ctx) -> None:
     try:
         cinema = await ctx.services.put_cinema(ctx.key, _cinema_body(ctx.spec))
@@ -385,6 +388,7 @@ def _film_status(ctx: Ctx, film: dict[str, Any]) -> None:
     )
 
 
+@measured("Film")
 async def reconcile_film(ctx: Ctx) -> None:
     try:
         film = await ctx.services.put_film(ctx.key, _film_body(ctx.spec))
@@ -431,6 +435,7 @@ async def film_deleted(**kwargs: Any) -> None:
 
 
 # Showtime
+@measured("Showtime")
 async def reconcile_showtime(ctx: Ctx) -> None:
     spec, namespace = ctx.spec, ctx.namespace
     film = [i for i in ctx.indices["film_ids"].get((namespace, spec["filmRef"]), []) if i]

@@ -44,6 +44,7 @@ class StackSettings(BaseSettings):
     port_payment: int = 18107
     port_sandbox: int = 18109
     port_operator: int = 18110
+    port_operator_metrics: int = 18111
 
     postgres_password: SecretStr = SecretStr("bmt")
 

@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioboto3
+import aiohttp
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from bmt_stack.components.services import Service, service_components
 from bmt_stack.config import HOST, StackSettings
@@ -88,7 +90,28 @@ async def test_an_update_reaches_the_service_and_the_generation_follows(
     assert (body["title"], body["duration_minutes"]) == ("Renamed", 101)
 
 
-async def test_a_showtime_waits_for_its_film_and_recovers(kube: Kube, namespace: str) -> None:
+async def reconciles(http: aiohttp.ClientSession, settings: StackSettings) -> dict[str, float]:
+    """The operator's Prometheus counters of Showtime reconciles, by result."""
+    async with http.get(f"http://{HOST}:{settings.port_operator_metrics}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "bmt_operator_reconciles_total"
+                and sample.labels["kind"] == "Showtime"
+            ):
+                found[sample.labels["result"]] = sample.value
+            if sample.name == "bmt_operator_reconcile_seconds_count":
+                found[f"timed {sample.labels['kind']}"] = sample.value
+    return found
+
+
+async def test_a_showtime_waits_for_its_film_and_recovers(
+    kube: Kube, namespace: str, http: aiohttp.ClientSession, bmt_platform: StackSettings
+) -> None:
+    before = await reconciles(http, bmt_platform)
     kube.apply(cinema("c1", namespace), showtime("s1", namespace, later()))
     waiting = await kube.condition(
         "showtime", "s1", namespace, reason="FilmNotFound", ready="False"
@@ -104,6 +127,11 @@ async def test_a_showtime_waits_for_its_film_and_recovers(kube: Kube, namespace:
     ).stdout
     assert "FilmNotFound" in events
     assert "Released" in events
+    # The operator's metrics saw both: a retry while the film was missing, then a success.
+    after = await reconciles(http, bmt_platform)
+    assert after.get("retry", 0) > before.get("retry", 0)
+    assert after["ready"] > before.get("ready", 0)
+    assert after["timed Showtime"] >= before.get("timed Showtime", 0) + 2
 
 
 async def test_deletion_policies(kube: Kube, namespace: str, client: Client) -> None:

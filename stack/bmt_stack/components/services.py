@@ -142,6 +142,7 @@ class Service(Component):
             env["BMT_MOMO_REFUND_URL"] = f"{sandbox}/momo/v2/gateway/api/refund"
         if self.spec.name == "operator":
             env["KUBECONFIG"] = str(s.kubeconfig)
+            env["BMT_METRICS_PORT"] = str(s.port_operator_metrics)
             env["BMT_OPERATOR_PASSWORD"] = keys.admin_password()
             env["BMT_POSTGRES_PASSWORD"] = s.postgres_password.get_secret_value()
             env["BMT_POSTGRES_PORT"] = str(s.port_postgres)
