@@ -6,12 +6,16 @@ import asyncio
 import datetime as dt
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import aioboto3
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from bmt_stack.config import HOST, StackSettings
 
 T = TypeVar("T")
 
@@ -236,3 +240,46 @@ async def sqs_queue_empty(sqs: Any, queue_url: str) -> bool | None:
         )
     )["Attributes"]
     return True if set(attributes.values()) == {"0"} else None
+
+
+@asynccontextmanager
+async def tapped_notifications(
+    settings: StackSettings, unique: str
+) -> AsyncIterator[Callable[[], Awaitable[list[str]]]]:
+    """A second queue on the media topic keeps a copy of every S3 notification; yields a
+    function that takes what arrived (message bodies, as the upload queue gets them)."""
+    session = aioboto3.Session()
+    aws = aws_options(settings)
+    async with session.client("sns", **aws) as sns, session.client("sqs", **aws) as sqs:
+        topic_arn = next(
+            t["TopicArn"]
+            for t in (await sns.list_topics())["Topics"]
+            if t["TopicArn"].endswith(":bmt-media-events")
+        )
+        tap_url = (await sqs.create_queue(QueueName=f"tap-{unique}"))["QueueUrl"]
+        attributes = await sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])
+        subscription = await sns.subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["Attributes"]["QueueArn"]
+        )
+
+        async def bodies() -> list[str]:
+            got = await sqs.receive_message(
+                QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            return [str(m["Body"]) for m in got.get("Messages", [])]
+
+        try:
+            yield bodies
+        finally:
+            await sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+            await sqs.delete_queue(QueueUrl=tap_url)
+
+
+def aws_options(settings: StackSettings) -> dict[str, str]:
+    """Keyword arguments of an aioboto3 client of the stack's moto server."""
+    return {
+        "endpoint_url": f"http://{HOST}:{settings.port_moto}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": "bmt",
+        "aws_secret_access_key": "bmt",
+    }

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from crs import showtime
 from kube import Kube
 from support import Client, film_form
 
@@ -196,7 +197,13 @@ class Shop:
         self.tally.requests += 1
         applied = await asyncio.to_thread(
             self.kube.apply,
-            showtime_resource(name, self.namespace, starts.isoformat()),
+            showtime(
+                name,
+                self.namespace,
+                starts.isoformat(),
+                filmRef="chaos-film",
+                cinemaRef="chaos-cinema",
+            ),
             check=False,
         )
         if applied.returncode != 0:
@@ -209,21 +216,6 @@ class Shop:
                 return None
             await self._pause(0.3)
         return f"showtime {name} not Ready within 60 s"
-
-
-def showtime_resource(name: str, namespace: str, starts_at: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "bmt.dev/v1alpha1",
-        "kind": "Showtime",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "filmRef": "chaos-film",
-            "cinemaRef": "chaos-cinema",
-            "hall": "H1",
-            "startsAt": starts_at,
-            "released": True,
-        },
-    }
 
 
 def ready(resource: dict[str, Any] | None) -> bool:

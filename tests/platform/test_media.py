@@ -16,7 +16,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bmt_stack.config import HOST, StackSettings
-from support import MP4, PNG, Client, drained, eventually, film_form
+from support import (
+    MP4,
+    PNG,
+    Client,
+    aws_options,
+    drained,
+    eventually,
+    film_form,
+    tapped_notifications,
+)
 
 
 async def media_ready(client: Client, path: str, field: str = "media_status") -> dict[str, Any]:
@@ -163,7 +172,7 @@ async def poster_records(
 
 
 async def _add_film_and_tap(
-    admin: Client, client: Client, sqs: Any, tap_url: str
+    admin: Client, client: Client, tap: Callable[[], Awaitable[list[str]]]
 ) -> tuple[str, dict[str, Any], dict[str, Any], str]:
     """Adds a film; returns its poster key, the film once ready, and the poster's notification
     as the tap queue received it."""
@@ -172,12 +181,11 @@ async def _add_film_and_tap(
     poster_key = before["poster_url"].split("/bmt-media/", 1)[1]
 
     async def poster_notification() -> str | None:
-        got = await sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        for message in got.get("Messages", []):
-            event = json.loads(json.loads(message["Body"])["Message"])
+        for body in await tap():
+            event = json.loads(json.loads(body)["Message"])
             keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
             if poster_key in keys:
-                return str(message["Body"])
+                return body
         return None
 
     body = await eventually(poster_notification, 30, "the poster's notification on the tap")
@@ -192,30 +200,10 @@ async def test_replayed_event_and_redelivered_sqs_message_change_nothing(
     db: Callable[[str], Awaitable[asyncpg.Connection]],
     unique: str,
 ) -> None:
-    aws = {
-        "endpoint_url": f"http://{HOST}:{bmt_platform.port_moto}",
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bmt",
-        "aws_secret_access_key": "bmt",
-    }
-    session = aioboto3.Session()
-    async with session.client("sns", **aws) as sns, session.client("sqs", **aws) as sqs:
-        # A second queue on the topic keeps a copy of the notification to deliver again.
-        topic_arn = next(
-            t["TopicArn"]
-            for t in (await sns.list_topics())["Topics"]
-            if t["TopicArn"].endswith(":bmt-media-events")
-        )
-        tap_url = (await sqs.create_queue(QueueName=f"tap-{unique}"))["QueueUrl"]
-        tap_arn = (await sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"]))[
-            "Attributes"
-        ]["QueueArn"]
-        subscription = await sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=tap_arn)
-        try:
-            poster_key, before, film, body = await _add_film_and_tap(admin, client, sqs, tap_url)
-        finally:
-            await sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
-            await sqs.delete_queue(QueueUrl=tap_url)
+    # A second queue on the topic keeps a copy of the notification to deliver again.
+    async with tapped_notifications(bmt_platform, unique) as tap:
+        poster_key, before, film, body = await _add_film_and_tap(admin, client, tap)
+    async with aioboto3.Session().client("sqs", **aws_options(bmt_platform)) as sqs:
         queue_url = (await sqs.get_queue_url(QueueName="bmt-media-uploads"))["QueueUrl"]
         await sqs.send_message(QueueUrl=queue_url, MessageBody=body)  # SQS delivers it again
 
@@ -249,13 +237,7 @@ async def test_a_managed_film_imports_its_media_once(
     admin: Client, client: Client, bmt_platform: StackSettings, unique: str
 ) -> None:
     """The operator's way in: a film by external key, media from a URL or a bucket object."""
-    aws = {
-        "endpoint_url": f"http://{HOST}:{bmt_platform.port_moto}",
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bmt",
-        "aws_secret_access_key": "bmt",
-    }
-    async with aioboto3.Session().client("s3", **aws) as s3:
+    async with aioboto3.Session().client("s3", **aws_options(bmt_platform)) as s3:
         await s3.put_object(Bucket="bmt-media", Key=f"imports/{unique}/poster.png", Body=PNG)
         await s3.put_object(Bucket="bmt-media", Key=f"imports/{unique}/trailer.mp4", Body=MP4)
     spec = {

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from bmt_stack.config import HOST, StackSettings
 from support import (
     Client,
     Mailbox,
+    aws_options,
     drained,
     end_offsets,
     eventually,
@@ -30,6 +30,7 @@ from support import (
     seat_ids,
     seat_map,
     sqs_queue_empty,
+    tapped_notifications,
 )
 
 # topic -> the consumer groups that read it
@@ -81,45 +82,6 @@ async def records_between(
     finally:
         await reader.stop()
     return sorted(found, key=lambda r: r.timestamp)
-
-
-@asynccontextmanager
-async def tapped_notifications(
-    settings: StackSettings, unique: str
-) -> AsyncIterator[Callable[[], Awaitable[list[str]]]]:
-    """A second queue on the media topic keeps a copy of every S3 notification."""
-    session = aioboto3.Session()
-    aws = aws_options(settings)
-    async with session.client("sns", **aws) as sns, session.client("sqs", **aws) as sqs:
-        topic_arn = next(
-            t["TopicArn"]
-            for t in (await sns.list_topics())["Topics"]
-            if t["TopicArn"].endswith(":bmt-media-events")
-        )
-        tap_url = (await sqs.create_queue(QueueName=f"tap-{unique}"))["QueueUrl"]
-        attributes = await sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])
-        subscription = await sns.subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["Attributes"]["QueueArn"]
-        )
-
-        async def bodies() -> list[str]:
-            got = await sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10)
-            return [str(m["Body"]) for m in got.get("Messages", [])]
-
-        try:
-            yield bodies
-        finally:
-            await sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
-            await sqs.delete_queue(QueueUrl=tap_url)
-
-
-def aws_options(settings: StackSettings) -> dict[str, str]:
-    return {
-        "endpoint_url": f"http://{HOST}:{settings.port_moto}",
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bmt",
-        "aws_secret_access_key": "bmt",
-    }
 
 
 async def run_the_three_flows(

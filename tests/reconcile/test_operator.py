@@ -19,7 +19,7 @@ from bmt_stack.components.services import Service, service_components
 from bmt_stack.config import HOST, StackSettings
 from crs import cinema, film, showtime
 from kube import Kube
-from support import Client, eventually
+from support import Client, aws_options, eventually
 
 
 def later(days: int = 3, minutes: int = 0) -> str:
@@ -167,12 +167,7 @@ async def test_drift_is_repaired(
     kube: Kube, bmt_platform: StackSettings, kafka_bootstrap: str
 ) -> None:
     kube.run("annotate", "platform", "bmt", "bmt.dev/drift-interval-seconds=1", "--overwrite")
-    aws = {
-        "endpoint_url": f"http://{HOST}:{bmt_platform.port_moto}",
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bmt",
-        "aws_secret_access_key": "bmt",
-    }
+    aws = aws_options(bmt_platform)
     try:
         async with aioboto3.Session().client("sqs", **aws) as sqs:
             url = (await sqs.get_queue_url(QueueName="bmt-media-uploads-dlq"))["QueueUrl"]
