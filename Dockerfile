@@ -7,8 +7,12 @@
 #
 # Two stages: the build stage has pip's caches and build tools, the runtime stage only the
 # installed packages in a virtualenv.
+#
+# BASE_IMAGE is any Debian-like image with Python 3.11 on PATH as `python` (with venv) and
+# groupadd/useradd; `bmt_stack.images` builds one with mmdebstrap where no registry is reachable.
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -26,7 +30,7 @@ RUN pip install --upgrade pip setuptools wheel \
     && pip install . \
     && python -c "import bmt_common, bmt_gateway, bmt_user, bmt_order, bmt_payment, bmt_operator"
 
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="bmt" \
       org.opencontainers.image.description="BMT cinema ticket-booking platform: services and operator"
 ENV PATH=/opt/bmt/bin:$PATH \
