@@ -1,6 +1,8 @@
 """The `bmt` command.
 
 bmt up | down | status | logs NAME     the whole local platform (stack + BMT's services)
+bmt cluster up                         the platform as pods of a real local cluster (helm)
+bmt demo [--url GATEWAY]               the three flows, played as a client
 bmt stack up | down | status | logs    the stack of real components alone
 bmt stack env                          shell exports for kubectl, helm and clients
 """
@@ -19,8 +21,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from bmt_operator.provision import Plan
-from bmt_stack import demo, platform, process
+from bmt_stack import cluster, demo, platform, process
 from bmt_stack.components import Component, Tools, all_components
+from bmt_stack.components.node import NodeNetwork, node_components, teardown
 from bmt_stack.components.services import SPECS, Secrets, service_components
 from bmt_stack.config import HOST, PROJECT_ROOT, StackSettings
 
@@ -97,6 +100,7 @@ def platform_up(settings: StackSettings) -> int:
     started = time.monotonic()
     if up(settings, None, tools=True):
         return 1
+    cluster.leave(settings)
     plan = Plan()
     print("provisioning topics and the S3 -> SNS -> SQS media wiring", flush=True)
     asyncio.run(platform.provision(settings, plan))
@@ -127,6 +131,34 @@ def platform_up(settings: StackSettings) -> int:
     return code
 
 
+def cluster_up(settings: StackSettings) -> int:
+    """The stack, the node beside it, then BMT installed by its chart as the node's pods."""
+    started = time.monotonic()
+    if up(settings, None, tools=True):
+        return 1
+    cluster.take_over(settings)
+    failures = _start(node_components(settings), None)
+    if not failures:
+        failures = cluster.install_platform(settings)
+    code = _report(failures, started, settings)
+    if not code:
+        print(cluster.pods_table(settings))
+        gateway = settings.cluster_gateway
+        print(
+            f"gateway (NodePort): {gateway}  docs: {gateway}/docs\n"
+            f"play the flows: .venv/bin/bmt demo --url {settings.cluster_gateway}\n"
+            'kubectl: eval "$(.venv/bin/bmt stack env)"; kubectl -n bmt get pods\n'
+            "back to host processes: .venv/bin/bmt up"
+        )
+    return code
+
+
+def platform_down(settings: StackSettings, components: list[Component]) -> int:
+    for line in teardown(settings):
+        print(f"{'node':<20} {line}")
+    return down(components)
+
+
 def down(components: list[Component]) -> int:
     for component in reversed(components):
         stopped = component.down()
@@ -141,7 +173,10 @@ def status(settings: StackSettings, components: list[Component]) -> int:
         pid = component.pid()
         health = "not running" if pid is None else component.health() or "healthy"
         unhealthy += health != "healthy"
-        rows.append((component.name, str(pid or "-"), f"{HOST}:{component.port}", health))
+        where = f"{component.host}:{component.port}" if component.port else "-"
+        rows.append((component.name, str(pid or "-"), where, health))
+    if NodeNetwork.present():
+        print(cluster.pods_table(settings))
     tools = Tools(settings)
     for name in ("kubectl", "helm"):
         link = tools.bin / name
@@ -199,7 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = groups.add_parser("stack", help="the stack of real components alone")
     _commands(stack, "the stack")
     groups.add_parser("up", help="bring the whole local platform up, with demo data")
-    groups.add_parser("demo", help="play the three workshop flows as a client")
+    p_cluster = groups.add_parser("cluster", help="BMT as pods of a real local cluster")
+    p_cluster.add_argument("command", choices=["up"])
+    p_demo = groups.add_parser("demo", help="play the three workshop flows as a client")
+    p_demo.add_argument("--url", help="the gateway to play against (default: the host's)")
     groups.add_parser("down", help="stop the whole local platform")
     groups.add_parser("status", help="every component and service: pid, port, health")
     p_logs = groups.add_parser("logs", help="the log of one component or service")
@@ -211,7 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = StackSettings()
     os.umask(0o022)
     infra = all_components(settings)
+    node = node_components(settings)
     everything = infra + service_components(settings)
+    if NodeNetwork.present() or any(c.pid() for c in node):
+        everything += node
     if args.group == "stack":
         if args.command == "up":
             return up(settings, args.only, tools=True)
@@ -224,10 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return env(settings)
     if args.group == "up":
         return platform_up(settings)
+    if args.group == "cluster":
+        return cluster_up(settings)
     if args.group == "demo":
-        return demo.run(settings)
+        return demo.run(settings, args.url)
     if args.group == "down":
-        return down(everything)
+        return platform_down(settings, [c for c in everything if c not in node])
     if args.group == "status":
         return status(settings, everything)
     return logs(everything, args.name, args.lines, args.follow)

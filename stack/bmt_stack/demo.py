@@ -71,8 +71,15 @@ async def poll(probe: Any, within: float, what: str) -> Any:
     raise DemoError(f"{what} did not happen within {within:.0f}s")
 
 
-async def login_admin(http: aiohttp.ClientSession, settings: StackSettings) -> Caller:
-    admin = Caller(http, f"http://{HOST}:{settings.port_gateway}")
+def gateway_of(settings: StackSettings, url: str | None) -> str:
+    """The gateway to play against: `url`, else the host's (`bmt up`)."""
+    return (url or f"http://{HOST}:{settings.port_gateway}").rstrip("/")
+
+
+async def login_admin(
+    http: aiohttp.ClientSession, settings: StackSettings, gateway: str | None = None
+) -> Caller:
+    admin = Caller(http, gateway_of(settings, gateway))
     password = Secrets(settings).admin_password()
     tokens = await admin.call(
         "POST", "/v1/auth/login", 200, json={"email": ADMIN_EMAIL, "password": password}
@@ -81,10 +88,10 @@ async def login_admin(http: aiohttp.ClientSession, settings: StackSettings) -> C
     return admin
 
 
-async def seed(settings: StackSettings) -> dict[str, Any]:
+async def seed(settings: StackSettings, gateway: str | None = None) -> dict[str, Any]:
     """The demo catalogue: a cinema, three films, released showtimes tomorrow (idempotent)."""
     async with aiohttp.ClientSession() as http:
-        admin = await login_admin(http, settings)
+        admin = await login_admin(http, settings, gateway)
         cinema = await admin.call(
             "PUT",
             f"/v1/cinemas/by-key/{DEMO_CINEMA}",
@@ -131,8 +138,8 @@ async def seed(settings: StackSettings) -> dict[str, Any]:
     return {"cinema": cinema, "films": films, "showtimes": showtimes}
 
 
-async def play(settings: StackSettings) -> None:
-    gateway = f"http://{HOST}:{settings.port_gateway}"
+async def play(settings: StackSettings, url: str | None = None) -> None:
+    gateway = gateway_of(settings, url)
     moto = f"http://{HOST}:{settings.port_moto}"
     sandbox = f"http://{HOST}:{settings.port_sandbox}"
     async with aiohttp.ClientSession() as http:
@@ -185,7 +192,7 @@ async def play(settings: StackSettings) -> None:
         step("POST /v1/auth/login", "200 access + refresh tokens")
 
         print("2. Media: an admin adds a film with poster and trailer")
-        admin = await login_admin(http, settings)
+        admin = await login_admin(http, settings, gateway)
         form = aiohttp.FormData()
         for name, value in (
             ("title", f"Demo film {secrets.token_hex(2)}"),
@@ -293,9 +300,9 @@ async def play(settings: StackSettings) -> None:
         print("done: the three flows work end to end.")
 
 
-def run(settings: StackSettings) -> int:
+def run(settings: StackSettings, url: str | None = None) -> int:
     try:
-        asyncio.run(play(settings))
+        asyncio.run(play(settings, url))
     except (DemoError, aiohttp.ClientError) as exc:
         print(f"demo failed: {exc}")
         return 1

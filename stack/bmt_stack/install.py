@@ -134,15 +134,24 @@ def binary_name(package: str) -> str:
     return parts[-1]
 
 
-def go_install(cache: Path, name: str, package_at_version: str) -> Path:
-    """`go install pkg@version` into a cached bin folder; returns the folder."""
-    target = cached_dir(cache, name, package_at_version)
+def go_install(cache: Path, name: str, package_at_version: str, *, static: bool = False) -> Path:
+    """`go install pkg@version` into a cached bin folder; returns the folder. `static` builds
+    without cgo, for a binary that runs alone in an image made from scratch."""
+    target = cached_dir(cache, name, package_at_version, *(["static"] if static else []))
     if is_complete(target):
         return target / "bin"
     shutil.rmtree(target, ignore_errors=True)
     (target / "bin").mkdir(parents=True)
-    env = {**os.environ, "GOBIN": str(target / "bin")}
+    env = {**os.environ, "GOBIN": str(target / "bin"), **({"CGO_ENABLED": "0"} if static else {})}
     with step(f"{name}: go install {package_at_version} (first run only)"):
         _check(["go", "install", "-trimpath", "-ldflags=-s -w", package_at_version], env=env)
     mark_complete(target)
     return target / "bin"
+
+
+def apt_install(packages: Sequence[str]) -> None:
+    """Install Debian packages (root, once per machine): the stack's tools that Debian ships."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with step(f"installing Debian packages: {', '.join(packages)} (first run only)"):
+        _check(["apt-get", "update", "-q"], env=env)
+        _check(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=env)

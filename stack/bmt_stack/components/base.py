@@ -21,6 +21,8 @@ class Component(ABC):
     stop_signal: signal.Signals = signal.SIGTERM
     start_timeout: float = 90.0
     needs: tuple[str, ...] = ()
+    # Where its port listens: loopback, or the node's address for the cluster's daemons.
+    host: str = HOST
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -80,10 +82,10 @@ class Component(ABC):
                 self.after_start()
                 return "already running"
         # A process that has just died may hold its port for a moment more.
-        if not process.wait_for(lambda: not port_open(self.port), 15.0):
+        if self.port and not process.wait_for(lambda: not port_open(self.port, self.host), 15.0):
             raise process.StartError(
-                f"{self.name}: port {HOST}:{self.port} is taken by a process the stack did not "
-                f"start; stop it or choose another port (BMT_PORT_*)"
+                f"{self.name}: port {self.host}:{self.port} is taken by a process the stack did "
+                f"not start; stop it or choose another port (BMT_PORT_*)"
             )
         self.prepare()
         process.spawn(
@@ -136,12 +138,13 @@ def http_get(
     *,
     tls: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
+    host: str = HOST,
 ) -> tuple[int, str]:
-    """A GET on 127.0.0.1; returns (status, body). Raises OSError when nothing answers."""
+    """A GET on `host` (loopback); returns (status, body). Raises OSError when nothing answers."""
     conn: http.client.HTTPConnection = (
-        http.client.HTTPSConnection(HOST, port, timeout=3, context=tls)
+        http.client.HTTPSConnection(host, port, timeout=3, context=tls)
         if tls
-        else http.client.HTTPConnection(HOST, port, timeout=3)
+        else http.client.HTTPConnection(host, port, timeout=3)
     )
     try:
         conn.request("GET", path, headers=headers or {})

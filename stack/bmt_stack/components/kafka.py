@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bmt_stack import install, process
 from bmt_stack.components.base import Component, http_get
-from bmt_stack.config import HOST
+from bmt_stack.config import HOST, NODE_HOST_SIDE
 
 DEBEZIUM_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 
@@ -92,6 +92,7 @@ class Kafka(Component):
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         (self.conf_dir / "log4j2.properties").write_text(LOG4J2)
         controller = f"{HOST}:{self.settings.port_kafka_controller}"
+        node_port = self.settings.port_kafka_node
         # Replication factor 1 everywhere: one node must still run transactions and groups.
         _write_properties(
             self.conf_dir / "server.properties",
@@ -99,11 +100,17 @@ class Kafka(Component):
                 "process.roles": "broker,controller",
                 "node.id": 1,
                 "controller.quorum.bootstrap.servers": controller,
-                "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{controller}",
-                "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+                # NODE is for the local cluster's pods: bound to loopback like the others, it
+                # is reached through the node network's host side, so that is what it advertises.
+                "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{controller},"
+                f"NODE://{HOST}:{node_port}",
+                "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port},"
+                f"NODE://{NODE_HOST_SIDE}:{node_port}",
                 "controller.listener.names": "CONTROLLER",
                 "inter.broker.listener.name": "PLAINTEXT",
-                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "listener.security.protocol.map": (
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,NODE:PLAINTEXT"
+                ),
                 "log.dirs": self.data_dir,
                 "num.partitions": 1,
                 "offsets.topic.replication.factor": 1,

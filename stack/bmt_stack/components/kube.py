@@ -1,6 +1,6 @@
-"""A real Kubernetes control plane, the envtest way: etcd, kube-apiserver and a
-kube-controller-manager with only the controllers our objects need, plus kubectl and helm.
-Everything is built once from the Go module proxy and cached."""
+"""A real Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager, plus kubectl
+and helm, built once from the Go module proxy and cached. Without a node it behaves like envtest;
+the local cluster's node (components/node.py) registers with this same API server."""
 
 from __future__ import annotations
 
@@ -11,12 +11,20 @@ import secrets
 import shutil
 import ssl
 import subprocess
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 from bmt_stack import install
 from bmt_stack.components.base import Component, http_health
-from bmt_stack.config import HOST, RECIPES, StackSettings
+from bmt_stack.config import (
+    HOST,
+    KUBERNETES_SERVICE_IP,
+    NODE_HOST_SIDE,
+    RECIPES,
+    SERVICE_CIDR,
+    StackSettings,
+)
 
 KUBE_PACKAGES = (
     "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -25,9 +33,12 @@ KUBE_PACKAGES = (
 KUBECTL_PACKAGE = "k8s.io/kubernetes/cmd/kubectl"
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
 HELM = "helm.sh/helm/v3/cmd/helm@v3.19.5"
-# Garbage collection (owner references), namespace deletion and service accounts: what makes
-# the API server behave like a cluster for our objects. Nothing here schedules or runs pods.
-CONTROLLERS = "garbagecollector,namespace,serviceaccount,serviceaccount-token"
+# Bumped when the PKI gains a credential or a name: the keys are made again and a running API
+# server is restarted to read them (ApiServer.up).
+PKI_GENERATION = "2"
+# The node's name; its daemons sign in as the users Kubernetes bootstraps roles for
+# (system:node:<name> through the Node authorizer, system:kube-proxy, system:kube-scheduler).
+NODE_NAME = "bmt-node"
 
 
 def server_minor() -> int:
@@ -51,9 +62,17 @@ class Pki:
         self.tokens = self.dir / "tokens.csv"
         self.admin_token_file = self.dir / "admin.token"
         self.kcm_token_file = self.dir / "controller-manager.token"
+        # The API server's client certificate towards kubelets (logs, exec, port-forward).
+        self.kubelet_client_crt = self.dir / "apiserver-kubelet-client.crt"
+        self.kubelet_client_key = self.dir / "apiserver-kubelet-client.key"
+        self.generation_file = self.dir / "generation"
+
+    def token(self, user: str) -> str:
+        """The static token of one of the node's daemons: kubelet, kube-proxy, kube-scheduler."""
+        return (self.dir / f"{user}.token").read_text()
 
     def ensure(self) -> None:
-        if self.kcm_token_file.exists():
+        if self.generation_file.exists() and self.generation_file.read_text() == PKI_GENERATION:
             return
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -114,9 +133,22 @@ class Pki:
             .add_extension(
                 x509.SubjectAlternativeName(
                     [
-                        x509.IPAddress(ipaddress.ip_address(HOST)),
+                        # Loopback for the host, the node network's host side for the node, the
+                        # `kubernetes` Service for pods.
+                        *(
+                            x509.IPAddress(ipaddress.ip_address(ip))
+                            for ip in (HOST, NODE_HOST_SIDE, KUBERNETES_SERVICE_IP)
+                        ),
                         x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes.default.svc"),
+                        *(
+                            x509.DNSName(name)
+                            for name in (
+                                "kubernetes",
+                                "kubernetes.default",
+                                "kubernetes.default.svc",
+                                "kubernetes.default.svc.cluster.local",
+                            )
+                        ),
                     ]
                 ),
                 critical=False,
@@ -137,17 +169,47 @@ class Pki:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
-        admin, kcm = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        # token,user,uid,"groups": static tokens, the simplest real authentication there is.
-        self.tokens.write_text(
-            f'{admin},bmt-admin,bmt-admin,"system:masters"\n'
-            f'{kcm},system:kube-controller-manager,kcm,"system:masters"\n'
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                    ]
+                )
+            )
+            .issuer_name(ca_name)
+            .public_key(client_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(ten_years)
+            .add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
         )
+        write_key(client_key, self.kubelet_client_key)
+        self.kubelet_client_crt.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+        # token,user,uid,"groups": static tokens, the simplest real authentication there is.
+        users = {
+            "admin": ("bmt-admin", "system:masters"),
+            "controller-manager": ("system:kube-controller-manager", "system:masters"),
+            "kubelet": (f"system:node:{NODE_NAME}", "system:nodes"),
+            "kube-proxy": ("system:kube-proxy", ""),
+            "kube-scheduler": ("system:kube-scheduler", ""),
+        }
+        lines = []
+        for name, (user, groups) in users.items():
+            token = secrets.token_urlsafe(32)
+            lines.append(f'{token},{user},{name},"{groups}"\n')
+            token_file = self.dir / f"{name}.token"
+            token_file.write_text(token)
+            token_file.chmod(0o600)
+        self.tokens.write_text("".join(lines))
         self.tokens.chmod(0o600)
-        self.admin_token_file.write_text(admin)
-        self.admin_token_file.chmod(0o600)
-        self.kcm_token_file.write_text(kcm)
-        self.kcm_token_file.chmod(0o600)
+        self.generation_file.write_text(PKI_GENERATION)
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_crt))
@@ -254,21 +316,32 @@ class ApiServer(Component):
             str(self.bin / "kube-apiserver"),
             f"--etcd-servers=http://{HOST}:{self.settings.port_etcd}",
             f"--bind-address={HOST}",
-            f"--advertise-address={HOST}",
+            # What the `kubernetes` Service points pods at: the node network's host side, which
+            # leads to this loopback port (NodeNetwork offers it).
+            f"--advertise-address={NODE_HOST_SIDE}",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki.kubelet_client_crt}",
+            f"--kubelet-client-key={pki.kubelet_client_key}",
             f"--secure-port={self.port}",
             f"--cert-dir={self.data_dir}",
             f"--tls-cert-file={pki.server_crt}",
             f"--tls-private-key-file={pki.server_key}",
             f"--client-ca-file={pki.ca_crt}",
             f"--token-auth-file={pki.tokens}",
-            "--authorization-mode=RBAC",
+            # Node: the kubelet may read what its own pods use, no more (with NodeRestriction).
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
             f"--service-account-issuer={self.url}",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--v=1",
         ]
+
+    def up(self) -> str:
+        self.pki.ensure()
+        return _up_with_current_pki(self, lambda: super(ApiServer, self).up())
 
     def health(self) -> str | None:
         if not self.pki.admin_token_file.exists():
@@ -282,6 +355,18 @@ class ApiServer(Component):
         )
 
 
+def _up_with_current_pki(component: Component, up: Callable[[], str]) -> str:
+    """Start `component`, first stopping it if it runs with keys of an older PKI generation."""
+    in_use = component.settings.run / f"{component.name}.pki"
+    if component.pid() is not None and (
+        not in_use.exists() or in_use.read_text() != PKI_GENERATION
+    ):
+        component.down()
+    outcome = up()
+    in_use.write_text(PKI_GENERATION)
+    return outcome
+
+
 class ControllerManager(Component):
     name = "controller-manager"
     start_timeout = 60.0
@@ -293,6 +378,9 @@ class ControllerManager(Component):
 
     def install(self) -> None:
         self.bin = kube_bin(self.settings)
+
+    def up(self) -> str:
+        return _up_with_current_pki(self, lambda: super(ControllerManager, self).up())
 
     def prepare(self) -> None:
         pki = Pki(self.settings)
@@ -312,9 +400,14 @@ class ControllerManager(Component):
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            f"--controllers={CONTROLLERS}",
+            # Kubernetes' default controllers: with the node up, Deployments, Jobs, Endpoints
+            # and disruption budgets work as in any cluster; without it, pods just wait.
+            "--controllers=*",
+            # Each controller acts as its own service account (as kubeadm runs it).
+            "--use-service-account-credentials=true",
             f"--service-account-private-key-file={pki.sa_key}",
             f"--root-ca-file={pki.ca_crt}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--leader-elect=false",
             f"--bind-address={HOST}",
             f"--secure-port={self.port}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import signal
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from bmt_stack import install, process
 from bmt_stack.components.base import Component, is_root
-from bmt_stack.config import HOST
+from bmt_stack.config import HOST, NODE_LINK
 
 SERVICE_DATABASES = (
     "bmt_user",
@@ -53,10 +52,7 @@ class Postgres(Component):
     def install(self) -> None:
         if bin_dir() is not None:
             return
-        with install.step("postgres: installing Debian's postgresql package"):
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-            subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env)
+        install.apt_install(["postgresql"])
 
     def run_as(self) -> str | None:
         return OS_USER if is_root() else None
@@ -171,7 +167,18 @@ class Postgres(Component):
             ]
         )
 
+    def _allow_node_network(self) -> None:
+        """Pods of the local cluster reach the server from the node's address (the CNI bridge
+        masquerades them); managed here rather than at initdb, so existing clusters get it too."""
+        hba = self.data_dir / "pg_hba.conf"
+        line = f"host all all {NODE_LINK} scram-sha-256\n"
+        if line not in hba.read_text():
+            with hba.open("a") as out:
+                out.write(line)
+            self.psql("SELECT pg_reload_conf()")
+
     def after_start(self) -> None:
+        self._allow_node_network()
         password = self.settings.postgres_password.get_secret_value().replace("'", "''")
         self.psql(
             f"""DO $$ BEGIN

@@ -150,6 +150,10 @@ class Service(Component):
             for name in ("user", "product", "showtime", "order"):
                 env[f"BMT_{name.upper()}_URL"] = f"http://{HOST}:{getattr(s, f'port_{name}')}"
         if self.spec.name == "sandbox":
+            # VNPay calls the merchant's IPN address, set once per merchant: the gateway that
+            # runs, the host's or the local cluster's.
+            if s.cluster_mode_file.exists():
+                gateway = s.cluster_gateway
             env["BMT_VNPAY_IPN_URL"] = f"{gateway}/v1/payments/vnpay/ipn"
         if self.spec.name == "gateway":
             env["BMT_UPSTREAMS"] = json.dumps(
