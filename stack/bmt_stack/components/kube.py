@@ -33,9 +33,9 @@ KUBE_PACKAGES = (
 KUBECTL_PACKAGE = "k8s.io/kubernetes/cmd/kubectl"
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
 HELM = "helm.sh/helm/v3/cmd/helm@v3.19.5"
-# Bumped when the PKI gains a credential or a name: the keys are made again and a running API
-# server is restarted to read them (ApiServer.up).
-PKI_GENERATION = "2"
+# Bumped when the PKI gains a credential or a name, or the control plane's flags change: the keys
+# are made again and a running API server and controller-manager restart with them (ApiServer.up).
+PKI_GENERATION = "3"
 # The node's name; its daemons sign in as the users Kubernetes bootstraps roles for
 # (system:node:<name> through the Node authorizer, system:kube-proxy, system:kube-scheduler).
 NODE_NAME = "bmt-node"
@@ -341,7 +341,7 @@ class ApiServer(Component):
 
     def up(self) -> str:
         self.pki.ensure()
-        return _up_with_current_pki(self, lambda: super(ApiServer, self).up())
+        return up_with_current_pki(self, lambda: super(ApiServer, self).up())
 
     def health(self) -> str | None:
         if not self.pki.admin_token_file.exists():
@@ -355,7 +355,7 @@ class ApiServer(Component):
         )
 
 
-def _up_with_current_pki(component: Component, up: Callable[[], str]) -> str:
+def up_with_current_pki(component: Component, up: Callable[[], str]) -> str:
     """Start `component`, first stopping it if it runs with keys of an older PKI generation."""
     in_use = component.settings.run / f"{component.name}.pki"
     if component.pid() is not None and (
@@ -380,7 +380,7 @@ class ControllerManager(Component):
         self.bin = kube_bin(self.settings)
 
     def up(self) -> str:
-        return _up_with_current_pki(self, lambda: super(ControllerManager, self).up())
+        return up_with_current_pki(self, lambda: super(ControllerManager, self).up())
 
     def prepare(self) -> None:
         pki = Pki(self.settings)

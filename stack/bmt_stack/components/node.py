@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bmt_stack import install, process
 from bmt_stack.components.base import Component, http_health
-from bmt_stack.components.kube import NODE_NAME, Pki, write_kubeconfig
+from bmt_stack.components.kube import NODE_NAME, Pki, up_with_current_pki, write_kubeconfig
 from bmt_stack.config import (
     CLUSTER_DNS,
     NODE_HOST_SIDE,
@@ -163,6 +163,12 @@ class NodeComponent(Component):
     """A daemon of the node: started inside its network namespace."""
 
     host = NODE_IP
+    signs_in = True  # with a token of the PKI: restarted when the PKI is made again
+
+    def up(self) -> str:
+        if not self.signs_in:
+            return super().up()
+        return up_with_current_pki(self, lambda: super(NodeComponent, self).up())
 
     @property
     def node_dir(self) -> Path:
@@ -179,6 +185,7 @@ class NodeComponent(Component):
 
 class Containerd(NodeComponent):
     name = "containerd"
+    signs_in = False
     start_timeout = 30.0
 
     @property
