@@ -1,5 +1,6 @@
 """Prometheus metrics of the operator, served on `BMT_METRICS_PORT` (Kopf's liveness endpoint
-holds `BMT_PORT`): how many reconciles ended how, per kind, and how long they took."""
+holds `BMT_PORT`): how many reconciles ended how, per kind, and how long they took, and whether
+this replica is the leader."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import kopf
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "bmt_operator_reconciles_total",
@@ -21,6 +22,10 @@ SECONDS = Histogram(
     "Time of one reconcile, writes to the services and the cloud included.",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LEADER = Gauge(
+    "bmt_operator_leader",
+    "1 while this replica runs Kopf (the leader, or the only one), 0 while it stands by.",
 )
 
 

@@ -35,6 +35,11 @@ class OperatorSettings(BaseSettings):
     timer_tick_seconds: float = 5.0
     retry_seconds: float = 5.0
     log_level: str = "INFO"
+    # Several replicas (the chart sets it when operator.replicas > 1): Kopf runs only in the one
+    # holding this coordination.k8s.io Lease of the pod's namespace (leader.py). Off for the
+    # single host-mode operator of the local stack.
+    leader_election: bool = False
+    leader_lease: str = "bmt-operator"
 
     @field_validator("aws_endpoint")
     @classmethod
