@@ -174,10 +174,12 @@ def test_services_are_wired_like_the_local_stack_with_cluster_names(stack: Stack
     assert {"BMT_JWT_PRIVATE_KEY", "BMT_OTP_PEPPER"} <= user_env
     operator = deployments["bmt-operator"]["spec"]
     assert operator["replicas"] == 1
-    assert operator["strategy"] == {"type": "Recreate"}
+    assert operator["strategy"] == {"type": "Recreate"}  # one operator, no election
+    assert "Role" not in {d["kind"] for d in docs}
     (container,) = operator["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "bmt_operator"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert not {"BMT_LEADER_ELECTION", "POD_NAME"} & {e["name"] for e in container["env"]}
     assert config["bmt-operator"]["data"]["BMT_CONNECT_URL"] == "http://kafka-connect:8083"
     assert config["bmt-operator"]["data"]["BMT_SHOWTIME_URL"] == "http://bmt-showtime:18105"
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
@@ -248,6 +250,64 @@ def test_per_service_switches_override_the_defaults(stack: StackSettings) -> Non
     assert (order["minReplicas"], order["maxReplicas"]) == (1, 7)
 
 
+LEADER_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["bmt-operator"],
+        "verbs": ["get", "update", "patch"],
+    },
+]
+
+
+def leader_parts(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The operator Deployment's spec and its container's env by name."""
+    operator = by_kind(docs, "Deployment")["bmt-operator"]["spec"]
+    (container,) = operator["template"]["spec"]["containers"]
+    return operator, {e["name"]: e for e in container["env"]}
+
+
+def test_two_operators_elect_a_leader_over_a_lease(stack: StackSettings) -> None:
+    docs = render(stack, "--set", "operator.replicas=2")
+    operator, env = leader_parts(docs)
+    assert operator["replicas"] == 2
+    assert operator["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert env["BMT_LEADER_ELECTION"] == {"name": "BMT_LEADER_ELECTION", "value": "true"}
+    assert env["BMT_LEADER_LEASE"] == {"name": "BMT_LEADER_LEASE", "value": "bmt-operator"}
+    for name, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
+        assert env[name]["valueFrom"] == {"fieldRef": {"fieldPath": field}}
+    assert by_kind(docs, "Role")["bmt-operator-leader"]["rules"] == LEADER_RULES
+    binding = by_kind(docs, "RoleBinding")["bmt-operator-leader"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "bmt-operator-leader",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bmt-operator", "namespace": "bmt"}
+    ]
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    assert set(budgets) == {f"bmt-{name}" for name in SERVICES} | {"bmt-operator"}
+    assert budgets["bmt-operator"]["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": operator["selector"]["matchLabels"]},
+    }
+
+
+def test_one_operator_may_elect_too_for_upgrades_without_a_gap(stack: StackSettings) -> None:
+    docs = render(stack, "--set", "operator.leaderElection.enabled=true")
+    operator, env = leader_parts(docs)
+    assert operator["replicas"] == 1
+    assert operator["strategy"]["type"] == "RollingUpdate"
+    assert env["BMT_LEADER_ELECTION"]["value"] == "true"
+    assert by_kind(docs, "Role")["bmt-operator-leader"]["rules"] == LEADER_RULES
+    assert "bmt-operator" not in by_kind(docs, "PodDisruptionBudget")  # would block every drain
+
+
 # --- values that break the schema ----------------------------------------------------------
 
 WRONG = {
@@ -269,7 +329,11 @@ WRONG = {
         ["/platform/deletionPolicy", "'Delete', 'Retain'"],
     ),
     "bad-log-level": ({"logLevel": "LOUD"}, ["/logLevel"]),
-    "two-operators": ({"operator": {"replicas": 2}}, ["/operator/replicas", "maximum"]),
+    "negative-operators": ({"operator": {"replicas": -1}}, ["/operator/replicas", "minimum"]),
+    "leader-election-not-a-switch": (
+        {"operator": {"leaderElection": {"enabled": "yes"}}},
+        ["/operator/leaderElection/enabled", "want boolean"],
+    ),
     "bad-bucket-name": (
         {"platform": {"media": {"bucket": "Not_A_Bucket"}}},
         ["/platform/media/bucket"],
@@ -469,3 +533,33 @@ def test_helm_install_creates_every_object(
     assert names("services") == set()
     gone = kubectl(stack, "get", "clusterrole", cluster_role, check=False)
     assert "NotFound" in gone.stderr
+
+
+def test_api_server_takes_the_leader_election_objects(
+    stack: StackSettings, release: tuple[str, str]
+) -> None:
+    """The Role, RoleBinding, PodDisruptionBudget and Deployment of two operators, as the API
+    server would take them (server-side dry run: nothing is created)."""
+    namespace, name = release
+    objects = helm(
+        stack,
+        "template",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "operator.replicas=2",
+        "--show-only",
+        "templates/operator.yaml",
+    ).stdout
+    dry_run = kubectl(
+        stack, "create", "--dry-run=server", "-n", namespace, "-f", "-", stdin=objects
+    ).stdout
+    for created in (
+        f"role.rbac.authorization.k8s.io/{name}-operator-leader",
+        f"rolebinding.rbac.authorization.k8s.io/{name}-operator-leader",
+        f"poddisruptionbudget.policy/{name}-operator",
+        f"deployment.apps/{name}-operator",
+    ):
+        assert f"{created} created (server dry run)" in dry_run, dry_run
