@@ -308,6 +308,46 @@ def test_one_operator_may_elect_too_for_upgrades_without_a_gap(stack: StackSetti
     assert "bmt-operator" not in by_kind(docs, "PodDisruptionBudget")  # would block every drain
 
 
+# --- the gateway's Service ----------------------------------------------------------------
+
+
+def test_the_gateway_service_is_a_cluster_ip_unless_told(stack: StackSettings) -> None:
+    default = by_kind(render(stack), "Service")["bmt-gateway"]["spec"]
+    assert default["type"] == "ClusterIP"
+    assert "nodePort" not in default["ports"][0]
+    any_port = by_kind(render(stack, "--set", "gatewayService.type=NodePort"), "Service")
+    assert any_port["bmt-gateway"]["spec"]["type"] == "NodePort"
+    assert "nodePort" not in any_port["bmt-gateway"]["spec"]["ports"][0]  # Kubernetes picks
+    balanced = by_kind(
+        render(
+            stack,
+            "--set",
+            "gatewayService.type=LoadBalancer",
+            "--set",
+            "gatewayService.nodePort=31000",
+        ),
+        "Service",
+    )
+    assert balanced["bmt-gateway"]["spec"]["type"] == "LoadBalancer"
+    assert balanced["bmt-gateway"]["spec"]["ports"][0]["nodePort"] == 31000
+    assert balanced["bmt-user"]["spec"]["type"] == "ClusterIP"
+
+
+def test_without_a_public_url_or_ingress_the_notes_warn(stack: StackSettings, unique: str) -> None:
+    out = helm(
+        stack,
+        "install",
+        f"bmt-{unique}",
+        str(CHART),
+        "-n",
+        f"notes-{unique}",
+        "--dry-run=client",
+        "--set",
+        "ingress.enabled=false",
+    ).stdout
+    assert "WARNING: neither publicUrl nor the Ingress is set" in out.split("NOTES:", 1)[1]
+
+
 # --- values that break the schema ----------------------------------------------------------
 
 WRONG = {
@@ -353,6 +393,18 @@ WRONG = {
     "operator-without-admin": (
         {"auth": {"bootstrapAdmin": {"email": "", "password": ""}}},
         ["operator.enabled needs auth.bootstrapAdmin.email"],
+    ),
+    "node-port-on-a-cluster-ip": (
+        {"gatewayService": {"type": "ClusterIP", "nodePort": 30080}},
+        ["gatewayService.nodePort needs gatewayService.type NodePort or LoadBalancer"],
+    ),
+    "node-port-out-of-range": (
+        {"gatewayService": {"type": "NodePort", "nodePort": 8080}},
+        ["/gatewayService/nodePort", "minimum: got 8,080, want 30,000"],
+    ),
+    "gateway-service-type": (
+        {"gatewayService": {"type": "ExternalName"}},
+        ["/gatewayService/type", "'ClusterIP', 'NodePort', 'LoadBalancer'"],
     ),
     "dead-letter-queue-is-the-queue": (
         {"platform": {"media": {"queue": "q1", "deadLetterQueue": "q1"}}},
