@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bmt_common.settings import ServiceSettings
+from bmt_common.web import create_app
+from bmt_operator.settings import OperatorSettings
+from bmt_stack.components.services import SPECS, Service, Spec
 from bmt_stack.config import PROJECT_ROOT, StackSettings
 
 CHART = PROJECT_ROOT / "helm" / "bmt"
@@ -348,6 +352,150 @@ def test_without_a_public_url_or_ingress_the_notes_warn(stack: StackSettings, un
     assert "WARNING: neither publicUrl nor the Ingress is set" in out.split("NOTES:", 1)[1]
 
 
+# --- what a real cluster runs -------------------------------------------------------------
+
+
+def spec_of(name: str) -> Spec:
+    return next(spec for spec in SPECS if spec.name == name)
+
+
+def pod_env(docs: list[dict[str, Any]], deployment: str) -> set[str]:
+    """Every variable a Deployment's container gets: its env and its ConfigMaps' keys."""
+    config = by_kind(docs, "ConfigMap")
+    (container,) = by_kind(docs, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"]
+    names = {e["name"] for e in container.get("env") or []}
+    for source in container.get("envFrom") or []:
+        names |= set(config[source["configMapRef"]["name"]]["data"])
+    return names
+
+
+@pytest.mark.parametrize("values", VALUES.values(), ids=VALUES.keys())
+def test_every_variable_the_host_stack_sets_is_set_by_the_chart(
+    stack: StackSettings, values: Path | None, tmp_path: Path
+) -> None:
+    """components/services.py starts the services on the host and is known to work: each of
+    its variables has a value in the pods too (KUBECONFIG aside: in a pod the operator uses its
+    ServiceAccount). The sandbox is the payment gateways' stand-in, not part of the chart."""
+    docs = render(stack, *values_args(values))
+    host = StackSettings(state_dir=tmp_path)  # keys made in tmp_path, not the stack's
+    for spec in SPECS:
+        if spec.name == "sandbox":
+            continue
+        wanted = set(Service(host, spec).env()) - {"KUBECONFIG"}
+        if spec.name == "operator":
+            # Set for every host process alike; the operator reads no consumer settings.
+            assert "consumer_instance" not in OperatorSettings.model_fields
+            wanted.discard("BMT_CONSUMER_INSTANCE")
+        missing = wanted - pod_env(docs, f"bmt-{spec.name}")
+        assert not missing, f"{spec.name}: the chart does not set {sorted(missing)}"
+
+
+def test_probes_ask_for_routes_the_processes_serve(stack: StackSettings) -> None:
+    """The services' probes are bmt_common.web's health routes on the named container port;
+    the operator's is Kopf's liveness endpoint on BMT_PORT."""
+    app = create_app("probe", None, verifier=None, max_body_bytes=1024)
+    served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    docs = render(stack)
+    for name, deployment in by_kind(docs, "Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        probes = [
+            container[k]
+            for k in ("startupProbe", "livenessProbe", "readinessProbe")
+            if k in container
+        ]
+        assert probes, name
+        for probe in probes:
+            get = probe["httpGet"]
+            assert get["port"] in ports, f"{name}: probe on an unnamed port {get['port']}"
+            if name == "bmt-operator":
+                assert get["path"] == "/healthz"
+                assert ports[get["port"]] == int(
+                    by_kind(docs, "ConfigMap")["bmt-operator"]["data"]["BMT_PORT"]
+                )
+            else:
+                assert get["path"] in served, f"{name}: {get['path']} is not served"
+    operator_main = (PROJECT_ROOT / "operator" / "bmt_operator" / "__main__.py").read_text()
+    assert 'liveness_endpoint=f"http://{host}:{port}/healthz"' in operator_main
+
+
+@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["default", "production"])
+def test_every_pod_runs_on_a_read_only_root_with_a_writable_tmp(
+    stack: StackSettings, values: Path
+) -> None:
+    docs = render(stack, *values_args(values), "--set", "image.tag=t")
+    config = by_kind(docs, "ConfigMap")
+    pods = {n: d["spec"]["template"]["spec"] for n, d in by_kind(docs, "Deployment").items()}
+    pods["job"] = by_kind(docs, "Job")["bmt-migrations"]["spec"]["template"]["spec"]
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert "emptyDir" in volume, name
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        for source in container.get("envFrom") or []:
+            env.update(config[source["configMapRef"]["name"]]["data"])
+        assert env.get("PYTHONDONTWRITEBYTECODE") == "1", name
+
+
+def test_only_the_operator_gets_an_api_token(stack: StackSettings) -> None:
+    docs = render(stack)
+    accounts = by_kind(docs, "ServiceAccount")
+    assert accounts["bmt"]["automountServiceAccountToken"] is False
+    assert accounts["bmt-operator"].get("automountServiceAccountToken", True) is True
+    for name, deployment in by_kind(docs, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        if name == "bmt-operator":
+            assert pod["serviceAccountName"] == "bmt-operator"
+            assert pod.get("automountServiceAccountToken", True) is True  # Kopf needs the API
+        else:
+            assert pod["serviceAccountName"] == "bmt"
+            assert pod["automountServiceAccountToken"] is False
+    job = by_kind(docs, "Job")["bmt-migrations"]["spec"]["template"]["spec"]
+    assert job["automountServiceAccountToken"] is False
+
+
+def test_pods_keep_serving_while_their_endpoints_are_removed(stack: StackSettings) -> None:
+    for name, deployment in by_kind(render(stack), "Deployment").items():
+        if name == "bmt-operator":
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert 0 < pause < pod["terminationGracePeriodSeconds"] - 10, name
+
+
+def test_an_empty_aws_endpoint_means_aws_itself(stack: StackSettings) -> None:
+    """Unset, BMT_AWS_ENDPOINT would leave the settings at the local stack's moto."""
+    docs = render(stack, "--set", "aws.endpoint=")
+    value = by_kind(docs, "ConfigMap")["bmt-common"]["data"]["BMT_AWS_ENDPOINT"]
+    assert value == ""
+    assert ServiceSettings(aws_endpoint=value).aws_endpoint is None
+    assert OperatorSettings(aws_endpoint=value).aws_endpoint is None
+
+
+def test_connect_may_reach_postgres_elsewhere_than_the_services(stack: StackSettings) -> None:
+    default = by_kind(render(stack), "ConfigMap")["bmt-operator"]["data"]
+    assert (default["BMT_POSTGRES_HOST"], default["BMT_POSTGRES_PORT"]) == ("postgres", "5432")
+    docs = render(
+        stack,
+        "--set",
+        "kafkaConnect.postgresHost=pg.example.com",
+        "--set",
+        "kafkaConnect.postgresPort=6432",
+    )
+    operator = by_kind(docs, "ConfigMap")["bmt-operator"]["data"]
+    assert (operator["BMT_POSTGRES_HOST"], operator["BMT_POSTGRES_PORT"]) == (
+        "pg.example.com",
+        "6432",
+    )
+    (user,) = by_kind(docs, "Deployment")["bmt-user"]["spec"]["template"]["spec"]["containers"]
+    url = next(e["value"] for e in user["env"] if e["name"] == "BMT_DATABASE_URL")
+    assert "@postgres:5432/" in url  # the services still use postgres.host
+
+
 # --- values that break the schema ----------------------------------------------------------
 
 WRONG = {
@@ -405,6 +553,10 @@ WRONG = {
     "gateway-service-type": (
         {"gatewayService": {"type": "ExternalName"}},
         ["/gatewayService/type", "'ClusterIP', 'NodePort', 'LoadBalancer'"],
+    ),
+    "connect-postgres-port": (
+        {"kafkaConnect": {"url": "http://connect:8083", "postgresPort": 70000}},
+        ["/kafkaConnect/postgresPort", "maximum"],
     ),
     "dead-letter-queue-is-the-queue": (
         {"platform": {"media": {"queue": "q1", "deadLetterQueue": "q1"}}},
