@@ -18,14 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
+from bmt_common import migrate_all
 from bmt_common.settings import ServiceSettings
 from bmt_common.web import create_app
 from bmt_operator.settings import OperatorSettings
 from bmt_stack.components.services import SPECS, Service, Spec
-from bmt_stack.config import PROJECT_ROOT, StackSettings
+from bmt_stack.config import HOST, NODE_HOST_SIDE, NODE_IP, PROJECT_ROOT, StackSettings
 
 CHART = PROJECT_ROOT / "helm" / "bmt"
 PRODUCTION = CHART / "ci" / "production-values.yaml"
+LOCAL = CHART / "ci" / "local-values.yaml"
 SYNC_CRDS = PROJECT_ROOT / "helm" / "sync_crds.py"
 SERVICES = {
     "gateway": 18080,
@@ -312,7 +314,148 @@ def test_one_operator_may_elect_too_for_upgrades_without_a_gap(stack: StackSetti
     assert "bmt-operator" not in by_kind(docs, "PodDisruptionBudget")  # would block every drain
 
 
-# --- the gateway's Service ----------------------------------------------------------------
+# --- this machine's local cluster (ci/local-values.yaml) ----------------------------------
+
+
+def local_args(tag: str = "0123abcd") -> list[str]:
+    return ["-f", str(LOCAL), "--set", f"image.tag={tag}"]
+
+
+def test_helm_lint_passes_with_the_local_values(stack: StackSettings) -> None:
+    result = helm(stack, "lint", str(CHART), "--strict", *local_args())
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_local_values_run_the_imported_image_small_and_without_autoscalers(
+    stack: StackSettings,
+) -> None:
+    docs = render(stack, *local_args("5e73fc508059"))
+    kinds = Counter(d["kind"] for d in docs)
+    # No metrics-server, no Ingress controller; the Platform comes from examples/platform.yaml.
+    assert kinds["HorizontalPodAutoscaler"] == kinds["Ingress"] == kinds["Platform"] == 0
+    deployments = by_kind(docs, "Deployment")
+    pods = [d["spec"]["template"]["spec"] for d in deployments.values()]
+    pods.append(by_kind(docs, "Job")["bmt-migrations"]["spec"]["template"]["spec"])
+    for pod in pods:
+        (container,) = pod["containers"]
+        assert container["image"] == "localhost/bmt:5e73fc508059"
+        assert container["imagePullPolicy"] == "Never"  # imported into containerd, never pulled
+    replicas = {name: d["spec"]["replicas"] for name, d in deployments.items()}
+    assert replicas == {
+        **{f"bmt-{name}": 1 for name in SERVICES},
+        "bmt-gateway": 2,
+        "bmt-order": 2,
+        "bmt-operator": 2,
+    }
+    # Every service has its budget; with two replicas the gateway's and the order service's
+    # keep one pod through a drain.
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    assert {f"bmt-{name}" for name in SERVICES} <= set(budgets)
+    assert all(budgets[f"bmt-{name}"]["spec"]["maxUnavailable"] == 1 for name in SERVICES)
+    # What the pods ask for fits a node of 2 cores and 24 GiB with room for its daemons.
+    requests_cpu = requests_mem = 0.0
+    for d in deployments.values():
+        (container,) = d["spec"]["template"]["spec"]["containers"]
+        requests_cpu += d["spec"]["replicas"] * cpu(container["resources"]["requests"]["cpu"])
+        requests_mem += d["spec"]["replicas"] * mib(container["resources"]["requests"]["memory"])
+        assert mib(container["resources"]["limits"]["memory"]) <= 512
+    assert requests_cpu <= 1.0
+    assert requests_mem <= 4 * 1024
+
+
+def cpu(quantity: str | int | float) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def mib(quantity: str) -> float:
+    units = {"Mi": 1.0, "Gi": 1024.0, "Ki": 1 / 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_local_values_reach_the_stack_on_the_host_side_of_the_node(
+    stack: StackSettings, tmp_path: Path
+) -> None:
+    """The endpoints are the stack's ports on 10.233.0.1, the payment sandbox's paths those of
+    the host-mode stack (components/services.py), the public URL the cluster's gateway."""
+    host_side = NODE_HOST_SIDE
+    docs = render(stack, *local_args())
+    config = {name: cm["data"] for name, cm in by_kind(docs, "ConfigMap").items()}
+    common, operator = config["bmt-common"], config["bmt-operator"]
+    assert common["BMT_KAFKA_BOOTSTRAP"] == f"{host_side}:{stack.port_kafka_node}"
+    assert common["BMT_AWS_ENDPOINT"] == f"http://{host_side}:{stack.port_moto}"
+    assert config["bmt-upload"]["BMT_MEDIA_BASE_URL"] == f"http://{host_side}:{stack.port_moto}"
+    assert operator["BMT_CONNECT_URL"] == f"http://{host_side}:{stack.port_connect}"
+    # Debezium's database.hostname: Kafka Connect runs on the host, and reaches it there.
+    assert (operator["BMT_POSTGRES_HOST"], operator["BMT_POSTGRES_PORT"]) == (
+        host_side,
+        str(stack.port_postgres),
+    )
+    deployments = by_kind(docs, "Deployment")
+    (user,) = deployments["bmt-user"]["spec"]["template"]["spec"]["containers"]
+    url = next(e["value"] for e in user["env"] if e["name"] == "BMT_DATABASE_URL")
+    assert (
+        url
+        == f"postgresql://bmt:$(BMT_POSTGRES_PASSWORD)@{host_side}:{stack.port_postgres}/bmt_user"
+    )
+
+    payment = config["bmt-payment"]
+    assert payment["BMT_PUBLIC_URL"] == stack.cluster_gateway
+    host_mode = Service(StackSettings(state_dir=tmp_path), spec_of("payment")).env()
+    sandbox = f"http://{HOST}:{stack.port_sandbox}"
+    for key in (
+        "BMT_VNPAY_PAY_URL",
+        "BMT_VNPAY_API_URL",
+        "BMT_MOMO_CREATE_URL",
+        "BMT_MOMO_REFUND_URL",
+    ):
+        assert host_mode[key].startswith(sandbox)
+        assert payment[key] == host_mode[key].replace(
+            sandbox, f"http://{host_side}:{stack.port_sandbox}"
+        )
+
+    gateway = by_kind(docs, "Service")["bmt-gateway"]["spec"]
+    assert gateway["type"] == "NodePort"
+    assert gateway["ports"][0]["nodePort"] == stack.port_cluster_gateway
+    assert stack.cluster_gateway == f"http://{NODE_IP}:{stack.port_cluster_gateway}"
+    others = [s for n, s in by_kind(docs, "Service").items() if n != "bmt-gateway"]
+    assert {s["spec"]["type"] for s in others} == {"ClusterIP"}
+    assert not any("nodePort" in p for s in others for p in s["spec"]["ports"])
+
+
+def test_the_local_gateway_notes_name_the_node_port(stack: StackSettings, unique: str) -> None:
+    out = helm(
+        stack,
+        "install",
+        f"bmt-{unique}",
+        str(CHART),
+        "-n",
+        f"notes-{unique}",
+        "--dry-run=client",
+        *local_args(),
+    ).stdout
+    notes = out.split("NOTES:", 1)[1]
+    assert "http://10.233.0.2:30080/docs   (NodePort Service" in notes
+    assert "node port 30080" in notes
+    assert "neither publicUrl nor the Ingress" not in notes
+
+
+def test_without_a_public_url_or_ingress_the_notes_warn(stack: StackSettings, unique: str) -> None:
+    out = helm(
+        stack,
+        "install",
+        f"bmt-{unique}",
+        str(CHART),
+        "-n",
+        f"notes-{unique}",
+        "--dry-run=client",
+        "--set",
+        "ingress.enabled=false",
+    ).stdout
+    assert "WARNING: neither publicUrl nor the Ingress is set" in out.split("NOTES:", 1)[1]
+
+
+# --- what a real cluster runs -------------------------------------------------------------
 
 
 def test_the_gateway_service_is_a_cluster_ip_unless_told(stack: StackSettings) -> None:
@@ -335,24 +478,6 @@ def test_the_gateway_service_is_a_cluster_ip_unless_told(stack: StackSettings) -
     assert balanced["bmt-gateway"]["spec"]["type"] == "LoadBalancer"
     assert balanced["bmt-gateway"]["spec"]["ports"][0]["nodePort"] == 31000
     assert balanced["bmt-user"]["spec"]["type"] == "ClusterIP"
-
-
-def test_without_a_public_url_or_ingress_the_notes_warn(stack: StackSettings, unique: str) -> None:
-    out = helm(
-        stack,
-        "install",
-        f"bmt-{unique}",
-        str(CHART),
-        "-n",
-        f"notes-{unique}",
-        "--dry-run=client",
-        "--set",
-        "ingress.enabled=false",
-    ).stdout
-    assert "WARNING: neither publicUrl nor the Ingress is set" in out.split("NOTES:", 1)[1]
-
-
-# --- what a real cluster runs -------------------------------------------------------------
 
 
 def spec_of(name: str) -> Spec:
@@ -419,7 +544,23 @@ def test_probes_ask_for_routes_the_processes_serve(stack: StackSettings) -> None
     assert 'liveness_endpoint=f"http://{host}:{port}/healthz"' in operator_main
 
 
-@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["default", "production"])
+def test_services_send_to_the_container_ports(stack: StackSettings) -> None:
+    docs = render(stack, *local_args())
+    deployments = by_kind(docs, "Deployment")
+    for name, service in by_kind(docs, "Service").items():
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        (port,) = service["spec"]["ports"]
+        assert port["targetPort"] in ports
+        assert ports[port["targetPort"]] == port["port"]
+        selector = service["spec"]["selector"]
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
+
+
+@pytest.mark.parametrize(
+    "values", [None, PRODUCTION, LOCAL], ids=["default", "production", "local"]
+)
 def test_every_pod_runs_on_a_read_only_root_with_a_writable_tmp(
     stack: StackSettings, values: Path
 ) -> None:
@@ -494,6 +635,38 @@ def test_connect_may_reach_postgres_elsewhere_than_the_services(stack: StackSett
     (user,) = by_kind(docs, "Deployment")["bmt-user"]["spec"]["template"]["spec"]["containers"]
     url = next(e["value"] for e in user["env"] if e["name"] == "BMT_DATABASE_URL")
     assert "@postgres:5432/" in url  # the services still use postgres.host
+
+
+def expand(env: list[dict[str, Any]], secrets: dict[str, str]) -> dict[str, str]:
+    """A container's env as Kubernetes gives it: secretKeyRefs read, $(VAR) of earlier ones
+    expanded."""
+    out: dict[str, str] = {}
+    for entry in env:
+        if "valueFrom" in entry:
+            out[entry["name"]] = secrets[entry["valueFrom"]["secretKeyRef"]["key"]]
+            continue
+        value = entry["value"]
+        for name, known in out.items():
+            value = value.replace(f"$({name})", known)
+        out[entry["name"]] = value
+    return out
+
+
+def test_the_migrations_job_names_what_migrate_all_migrates(stack: StackSettings) -> None:
+    docs = render(stack, *local_args())
+    (container,) = by_kind(docs, "Job")["bmt-migrations"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "bmt_common.migrate_all"]
+    env = expand(container["env"], {"postgres-password": "pw"})
+    owners = {spec.name for spec in SPECS if spec.database}
+    chosen = migrate_all.targets(env)
+    assert {t.service for t in chosen} == owners
+    for target in chosen:
+        assert target.dsn == (
+            f"postgresql://bmt:pw@{NODE_HOST_SIDE}:{stack.port_postgres}/bmt_{target.service}"
+        )
+        assert (
+            target.migrations == PROJECT_ROOT / "services" / f"bmt_{target.service}" / "migrations"
+        )
 
 
 # --- values that break the schema ----------------------------------------------------------
