@@ -30,11 +30,16 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
-        # Fields passed with `extra=` become keys of their own.
-        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        # Fields passed with `extra=` become keys of their own; objects that are not data (Kopf
+        # hands its whole OperatorSettings to every record) would repeat kilobytes a line.
+        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED and _is_data(v)})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _is_data(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | tuple | dict)
 
 
 def setup(service: str, level: str = "INFO") -> None:
