@@ -175,7 +175,8 @@ def status(settings: StackSettings, components: list[Component]) -> int:
         unhealthy += health != "healthy"
         where = f"{component.host}:{component.port}" if component.port else "-"
         rows.append((component.name, str(pid or "-"), where, health))
-    if NodeNetwork.present():
+    # The node network is the machine's; only the stack that took it over owns its pods.
+    if cluster.active(settings):
         print(cluster.pods_table(settings))
     tools = Tools(settings)
     for name in ("kubectl", "helm"):

@@ -181,5 +181,5 @@ def install_platform(settings: StackSettings) -> list[tuple[str, BaseException]]
 def pods_table(settings: StackSettings) -> str:
     try:
         return kubectl(settings, "get", "nodes,pods", "-A", "-o", "wide", timeout=15)
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         return f"(no answer from the API server: {exc})"
