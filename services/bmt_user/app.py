@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +11,10 @@ from aiohttp import web
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, postgres_ctx
 from bmt_common.web import create_app
-from bmt_user import domain
+from bmt_user import domain, passwords
 from bmt_user import repository as repo
 from bmt_user.api import SETTINGS, SIGNING_KEY, api
+from bmt_user.passwords import PASSWORDS
 from bmt_user.settings import UserSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def make_app(settings: UserSettings) -> web.Application:
     app = create_app("user", api, verifier=verifier, max_body_bytes=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[SIGNING_KEY] = key
+    passwords.install(app, settings.password_hash_workers)
     app.cleanup_ctx.append(
         postgres_ctx(settings.database_url.get_secret_value(), MIGRATIONS, settings.db_pool_size)
     )
@@ -49,8 +50,8 @@ async def bootstrap_admin(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         email = settings.bootstrap_admin_email.strip().lower()
-        password_hash = await asyncio.to_thread(
-            domain.hash_password, settings.bootstrap_admin_password.get_secret_value()
+        password_hash = await app[PASSWORDS].hash(
+            settings.bootstrap_admin_password.get_secret_value()
         )
         async with app[POOL].acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('bootstrap-admin'))")

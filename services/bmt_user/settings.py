@@ -11,6 +11,8 @@ class UserSettings(ServiceSettings):
     port: int = 18101
     # Ed25519 private key (PEM) that signs access tokens; its public half is the JWKS.
     jwt_private_key: SecretStr = SecretStr("")
+    # Passwords hashed at once (64 MiB each): size the memory limit to it.
+    password_hash_workers: int = 2
     access_token_minutes: int = 10
     refresh_token_days: int = 30
     # Keys OTP and verification hashes: a leaked table alone cannot be checked against codes.
