@@ -20,6 +20,7 @@ import signal
 import socket
 import ssl
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,8 +69,9 @@ class Timing:
 
 
 def identity() -> str:
-    """The pod's name (downward API), else host and pid: unique per live process."""
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    """The pod's name (downward API), else host and pid, and a suffix of this process's own: a
+    container restarted in the same pod is a new candidate, not the holder it replaced."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def namespace() -> str:

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -401,10 +400,13 @@ def test_identity_and_namespace_come_from_the_downward_api(
 ) -> None:
     monkeypatch.setenv("POD_NAME", "bmt-operator-7d9f-abcde")
     monkeypatch.setenv("POD_NAMESPACE", "shop")
-    assert (leader.identity(), leader.namespace()) == ("bmt-operator-7d9f-abcde", "shop")
+    first, again = leader.identity(), leader.identity()
+    assert first.startswith("bmt-operator-7d9f-abcde_")
+    assert again != first  # a restarted process does not pose as the holder it replaced
+    assert leader.namespace() == "shop"
     monkeypatch.delenv("POD_NAME")
     monkeypatch.delenv("POD_NAMESPACE")
-    assert leader.identity().endswith(f"-{os.getpid()}")
+    assert leader.identity().startswith(f"{socket.gethostname()}_")
     monkeypatch.setattr(leader, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "namespace")
     assert leader.namespace() == "default"
     (tmp_path / "namespace").write_text("from-the-token\n")
