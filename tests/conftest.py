@@ -19,9 +19,15 @@ FIGURES: list[str] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The fault suite kills components: it runs last, so no other suite runs beside a
-    restart."""
-    items.sort(key=lambda item: "/tests/chaos/" in str(item.path))
+    """The fault suite kills components: it runs after the others, so no other suite runs
+    beside a restart. The cluster suite takes the platform over from the host's processes: it
+    runs last of all."""
+
+    def order(item: pytest.Item) -> int:
+        path = str(item.path)
+        return 2 if "/tests/cluster/" in path else 1 if "/tests/chaos/" in path else 0
+
+    items.sort(key=order)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
