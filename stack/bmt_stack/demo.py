@@ -39,7 +39,9 @@ DEMO_FILMS = (
 
 
 class DemoError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Caller:
@@ -53,8 +55,34 @@ class Caller:
         async with self.http.request(method, self.base + path, headers=headers, **kwargs) as r:
             body = await r.json(content_type=None) if r.status != 204 else None
             if r.status != expect:
-                raise DemoError(f"{method} {path} answered {r.status}: {body}")
+                raise DemoError(f"{method} {path} answered {r.status}: {body}", r.status)
             return body
+
+
+async def _free_slot(admin: Caller, film_id: int, hall: str) -> Any:
+    """A showtime of the demo film in the demo hall, at a random time in the coming two months:
+    each run adds one to the same hall, so a time another run took (409) is tried again."""
+    for _ in range(20):
+        starts = (
+            dt.datetime.now(dt.UTC) + dt.timedelta(days=3, minutes=secrets.randbelow(60 * 24 * 60))
+        ).replace(second=0, microsecond=0)
+        try:
+            return await admin.call(
+                "PUT",
+                f"/v1/showtimes/by-key/demo-{film_id}",
+                200,
+                json={
+                    "film_id": film_id,
+                    "cinema_key": DEMO_CINEMA,
+                    "hall": hall,
+                    "starts_at": starts.isoformat(),
+                    "released": False,
+                },
+            )
+        except DemoError as exc:
+            if exc.status != 409:
+                raise
+    raise DemoError(f"no free time in {hall} in 20 tries")
 
 
 def step(text: str, result: str = "") -> None:
@@ -223,21 +251,7 @@ async def play(settings: StackSettings, url: str | None = None) -> None:
 
         print("3. Booking: showtime, release, seats, order, payment, tickets")
         cinema = await admin.call("GET", f"/v1/cinemas/by-key/{DEMO_CINEMA}", 200)
-        starts = (
-            dt.datetime.now(dt.UTC) + dt.timedelta(days=3, minutes=secrets.randbelow(5000))
-        ).replace(second=0, microsecond=0)
-        showtime = await admin.call(
-            "PUT",
-            f"/v1/showtimes/by-key/demo-{film['id']}",
-            200,
-            json={
-                "film_id": film["id"],
-                "cinema_key": DEMO_CINEMA,
-                "hall": cinema["halls"][0]["name"],
-                "starts_at": starts.isoformat(),
-                "released": False,
-            },
-        )
+        showtime = await _free_slot(admin, film["id"], cinema["halls"][0]["name"])
         step(
             "PUT /v1/showtimes/by-key/...", f"showtime {showtime['id']} at {showtime['starts_at']}"
         )
