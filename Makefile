@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install up down status lint test bench clean
+.PHONY: install up cluster down status lint test bench clean
 
 # Reinstalled when the dependencies or the set of packages change (an editable install maps
 # each top-level package it knew at install time).
@@ -20,6 +20,11 @@ install: $(VENV)/.installed
 ## Bring the whole platform up on this machine.
 up: install
 	$(BIN)/bmt up
+	@$(BIN)/bmt status
+
+## The same platform as a real node's pods: the image built here, installed by the Helm chart.
+cluster: install
+	$(BIN)/bmt cluster up
 	@$(BIN)/bmt status
 
 down:
