@@ -2,7 +2,8 @@
 NodePort gateway, an upgrade and pod deletions under load, a drain against the disruption
 budgets, the operator's failover, and an uninstall that keeps the CRDs and the data.
 
-The tests run in file order: each leaves the release healthy for the next, the last uninstalls.
+The tests run in file order: each leaves the release healthy for the next; the last two uninstall
+and tear the node down as `bmt down` does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from chaos import checks
 from chaos.load import Shop
 
 from bmt_stack import cluster, demo
-from bmt_stack.components.node import Containerd
+from bmt_stack.components.node import HOST_LINK, NETNS_PATH, OFFER_CHAIN, Containerd, teardown
 from bmt_stack.config import HOST, PROJECT_ROOT, StackSettings
 from crs import cinema, film
 from kube import Kube
@@ -475,3 +476,38 @@ def test_uninstall_removes_the_release_and_keeps_crds_and_data(
     assert {"cinemas.bmt.dev", "films.bmt.dev", "showtimes.bmt.dev"} <= crds, crds
     assert len(_json(kube, "get", "cinemas", "-A")["items"]) == cinemas
     assert asyncio.run(count_orders()) == orders > 0
+
+
+def test_the_node_torn_down_leaves_no_mount_interface_or_process(
+    kube: Kube, bmt_platform: StackSettings, figure: Callable[[str], None]
+) -> None:
+    """What `bmt down` does to the node, with CoreDNS's pod still running on it."""
+    assert any(_ready(p) for p in _json(kube, "-n", "kube-system", "get", "pods")["items"])
+    started = time.monotonic()
+    done = teardown(bmt_platform)
+    took = time.monotonic() - started
+    assert not NETNS_PATH.exists()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    assert HOST_LINK not in links.stdout.split()
+    state = str(bmt_platform.state_dir)
+    mounts = [
+        line for line in Path("/proc/self/mountinfo").read_text().splitlines() if state in line
+    ]
+    assert not mounts, mounts[:5]
+    left = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit():
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                program = Path(cmd.split(" ")[0]).name
+                cgroup = (entry / "cgroup").read_text()
+                if program.startswith(("containerd", "kubelet", "kube-proxy", "kube-scheduler")):
+                    left.append(cmd[:120])
+                elif "kubepods" in cgroup:
+                    left.append(f"{entry.name} in a pod's cgroup: {cmd[:80]}")
+    assert not left, left
+    chains = subprocess.run(
+        ["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True, check=True
+    ).stdout
+    assert OFFER_CHAIN not in chains
+    figure(f"[cluster] node teardown in {took:.1f}s: {'; '.join(done)}")
