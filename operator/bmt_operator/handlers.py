@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from bmt_common.events import DATABASES
 from bmt_operator import provision
 from bmt_operator.conditions import conditions
 from bmt_operator.events import record
@@ -193,7 +194,7 @@ def _endpoints() -> provision.Endpoints:
 def _plan(spec: Any) -> provision.Plan:
     media = spec.get("media") or {}
     kafka = spec.get("kafka") or {}
-    databases = (spec.get("connectors") or {}).get("databases") or list(provision.DATABASES)
+    databases = (spec.get("connectors") or {}).get("databases") or list(DATABASES)
     return provision.Plan(
         media=provision.MediaWiring(
             bucket=media["bucket"],

@@ -16,8 +16,7 @@ import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-DATABASES = ("bmt_user", "bmt_mail", "bmt_product", "bmt_showtime", "bmt_order", "bmt_payment")
-MEDIA_TOPIC = "bmt.media-uploaded"
+from bmt_common.events import DATABASES, MEDIA_TOPIC, outbox_topic
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,6 @@ class Plan:
     retention_hours: int = 168
     databases: tuple[str, ...] = DATABASES
     mail_sender: str = "no-reply@bmt.local"
-
-
-def outbox_topic(database: str) -> str:
-    return f"{database}.public.outboxes"
 
 
 def topic_names(plan: Plan) -> list[str]:

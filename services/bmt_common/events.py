@@ -12,6 +12,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 MEDIA_TOPIC = "bmt.media-uploaded"
+# The services' databases: each has its outbox, captured by Debezium into its own topic.
+DATABASES = ("bmt_user", "bmt_mail", "bmt_product", "bmt_showtime", "bmt_order", "bmt_payment")
 
 
 def outbox_topic(database: str) -> str:

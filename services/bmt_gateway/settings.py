@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from bmt_common.events import outbox_topic
 from bmt_common.settings import ServiceSettings
 
 
@@ -29,5 +30,5 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 110 * 1024 * 1024
     # Ended sessions are read from the user service's events and refused for as long as an
     # access token of theirs can live (the user service's access_token_minutes, and a margin).
-    user_topic: str = "bmt_user.public.outboxes"
+    user_topic: str = outbox_topic("bmt_user")
     revoked_sessions_seconds: float = 11 * 60

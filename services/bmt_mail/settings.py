@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bmt_common.events import outbox_topic
 from bmt_common.settings import ServiceSettings
 
 
@@ -11,5 +12,5 @@ class MailSettings(ServiceSettings):
     mail_sender: str = "no-reply@bmt.local"
     mail_sender_name: str = "BMT Cinemas"
     consumer_group: str = "bmt-mail"
-    user_topic: str = "bmt_user.public.outboxes"
-    order_topic: str = "bmt_order.public.outboxes"
+    user_topic: str = outbox_topic("bmt_user")
+    order_topic: str = outbox_topic("bmt_order")

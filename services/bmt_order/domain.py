@@ -9,17 +9,13 @@ import hmac
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from bmt_common.fields import Id
+from bmt_common.fields import Id, Strict
 
 SeatStatus = Literal["available", "held", "sold"]
 OrderStatus = Literal["pending", "confirmed", "expired", "cancelled", "refund_required"]
 _CODE = re.compile(r"^T(\d{1,18})\.([A-Za-z0-9_-]{22})$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class FabLine(Strict):

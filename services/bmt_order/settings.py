@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from bmt_common.events import outbox_topic
 from bmt_common.settings import ServiceSettings
 
 
@@ -18,5 +19,5 @@ class OrderSettings(ServiceSettings):
     # Signs ticket codes: a code cannot be made up without it.
     ticket_key: SecretStr = SecretStr("")
     consumer_group: str = "bmt-order"
-    showtime_topic: str = "bmt_showtime.public.outboxes"
-    payment_topic: str = "bmt_payment.public.outboxes"
+    showtime_topic: str = outbox_topic("bmt_showtime")
+    payment_topic: str = outbox_topic("bmt_payment")

@@ -9,17 +9,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bmt_common.fields import Id
+from bmt_common.fields import Id, Strict
 
 Provider = Literal["vnpay", "momo"]
 PaymentStatus = Literal["created", "succeeded", "failed", "refund_pending", "refunded"]
 OrderStatus = Literal["pending", "confirmed", "expired", "cancelled", "refund_required"]
 PROVIDERS: tuple[Provider, ...] = ("vnpay", "momo")
 CLOSED_ORDER = ("expired", "cancelled")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # Requests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from bmt_common.events import outbox_topic
 from bmt_common.settings import ServiceSettings
 
 
@@ -22,7 +23,7 @@ class PaymentSettings(ServiceSettings):
     momo_access_key: str = "bmt-local-access"
     momo_secret_key: SecretStr = SecretStr("bmt-local-momo-secret")
     consumer_group: str = "bmt-payment"
-    order_topic: str = "bmt_order.public.outboxes"
+    order_topic: str = outbox_topic("bmt_order")
     # The longest a gateway's pay page stays open (never past the order's own expiry).
     payment_minutes: int = 15
     # The merchant server's address, sent as vnp_IpAddr of refund requests.

@@ -6,7 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+
+from bmt_common.fields import Strict
 
 GENRES = (
     "action",
@@ -82,10 +84,6 @@ Genres = Annotated[
 ]
 AgeRating = Literal["P", "K", "T13", "T16", "T18"]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class FilmForm(Strict):

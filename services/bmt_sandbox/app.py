@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from bmt_common.fields import Strict
 from bmt_common.problems import Problem
 from bmt_common.web import Api, body_of, create_app, json_response
 from bmt_sandbox import momo, pages, protocol, vnpay
@@ -29,10 +30,6 @@ LEDGER = web.AppKey("ledger", Ledger)
 Outcome = Literal["success", "failed"]
 VNPAY_PAGE = "/vnpay/paymentv2/vpcpay.html"
 MOMO_PAGE = "/momo/pay"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PayRequest(Strict):

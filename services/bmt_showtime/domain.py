@@ -6,16 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from bmt_common.fields import Id
+from bmt_common.fields import Id, Strict
 
 SeatType = Literal["standard", "vip", "couple"]
 Label = Annotated[str, Field(pattern=r"^[A-Z]{1,2}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RowSpec(Strict):

@@ -17,7 +17,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
+
+from bmt_common.fields import Strict
 
 Role = Literal["customer", "staff", "admin"]
 Purpose = Literal["registration", "password_reset"]
@@ -47,10 +49,6 @@ Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Birthday = Annotated[dt.date, AfterValidator(_birthday)]
 Otp = Annotated[str, Field(pattern=r"^\d{6}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # Requests

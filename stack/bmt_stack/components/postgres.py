@@ -8,18 +8,11 @@ import signal
 import subprocess
 from pathlib import Path
 
+from bmt_common.events import DATABASES
 from bmt_stack import install, process
 from bmt_stack.components.base import Component, is_root
 from bmt_stack.config import HOST, NODE_LINK
 
-SERVICE_DATABASES = (
-    "bmt_user",
-    "bmt_mail",
-    "bmt_product",
-    "bmt_showtime",
-    "bmt_order",
-    "bmt_payment",
-)
 # The role every service and Debezium log in with; CREATEDB so tests can make scratch databases.
 APP_ROLE = "bmt"
 OS_USER = "postgres"  # PostgreSQL refuses to run as root
@@ -188,7 +181,7 @@ class Postgres(Component):
                END $$;"""
         )
         existing = set(self.psql("SELECT datname FROM pg_database").split())
-        for database in SERVICE_DATABASES:
+        for database in DATABASES:
             if database not in existing:
                 self.psql(f"CREATE DATABASE {database} OWNER {APP_ROLE}")
 
