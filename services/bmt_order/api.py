@@ -155,9 +155,9 @@ async def book(request: web.Request) -> web.Response:
     )
 
 
-async def _orders(conn: Connection, ids: list[int]) -> list[Order]:
-    rows = [r for i in ids if (r := await repo.order(conn, i)) is not None]
-    seat_rows, fab_rows = await repo.lines(conn, ids)
+async def _orders(conn: Connection, rows: list[asyncpg.Record]) -> list[Order]:
+    """Orders with their lines: the rows as read, and two queries for every line of them."""
+    seat_rows, fab_rows = await repo.lines(conn, [r["id"] for r in rows])
     seats: dict[int, list[OrderSeat]] = {}
     for r in seat_rows:
         seats.setdefault(r["order_id"], []).append(
@@ -211,7 +211,7 @@ async def list_orders(request: web.Request) -> web.Response:
     claims = claims_of(request)
     async with request.app[POOL].acquire() as conn:
         rows = await repo.orders(conn, None if claims.role == "admin" else int(claims.sub), 100)
-        items = await _orders(conn, [r["id"] for r in rows])
+        items = await _orders(conn, rows)
     return json_response(OrderList(items=items))
 
 
@@ -227,7 +227,7 @@ async def list_orders(request: web.Request) -> web.Response:
 async def read_order(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await _own_order(conn, request)
-        return json_response((await _orders(conn, [row["id"]]))[0])
+        return json_response((await _orders(conn, [row]))[0])
 
 
 @api.route(
@@ -247,7 +247,10 @@ async def cancel_order(request: web.Request) -> web.Response:
                 409, f"Order {row['id']} is {row['status']}; only a pending order can be cancelled"
             )
         await outbox.add(conn, OrderClosed(order_id=row["id"], reason="cancelled"))
-        return json_response((await _orders(conn, [row["id"]]))[0])
+        closed = await repo.order(conn, row["id"])
+        if closed is None:  # closed in this transaction, so only a concurrent delete gets here
+            raise not_found(f"Order {row['id']}")
+        return json_response((await _orders(conn, [closed]))[0])
 
 
 def _ticket(row: asyncpg.Record) -> Ticket:
