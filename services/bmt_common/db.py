@@ -11,6 +11,8 @@ import asyncpg
 from aiohttp import web
 from asyncpg.pool import PoolConnectionProxy
 
+from bmt_common.health import READY_CHECKS
+
 log = logging.getLogger(__name__)
 
 # A connection of its own or one lent by the pool: repositories accept both.
@@ -68,8 +70,6 @@ def postgres_ctx(
             await conn.close()
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         app[POOL] = pool
-
-        from bmt_common.web import READY_CHECKS
 
         async def database() -> str | None:
             try:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from bmt_common.app import background
 from bmt_common.db import Connection
 from bmt_common.events import EVENT_TYPES, Event
 
@@ -192,8 +193,6 @@ def consumer_ctx(
     """Cleanup context running a consumer for the life of the app; ready once it has joined."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from bmt_common.web import background
-
         consumer = make(app)
         async with background(
             app,

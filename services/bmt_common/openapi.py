@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from bmt_common.web import Api, Operation
+from bmt_common.problems import PROBLEM_JSON
+from bmt_common.routes import Api, Operation
 
 REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
@@ -21,9 +21,29 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
-    from bmt_common.web import problem_schema
+def problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"RFC 9457 problem details ({PROBLEM_JSON})",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
 
+
+def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("Problem", problem_schema())
     problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
     parameters: list[dict[str, Any]] = [

@@ -15,9 +15,11 @@ import aiohttp
 from aiohttp import web
 
 from bmt_common import logs
+from bmt_common.app import background, create_app
 from bmt_common.auth import JwtVerifier
+from bmt_common.bearer import authenticate
+from bmt_common.health import READY_CHECKS
 from bmt_common.problems import Problem
-from bmt_common.web import READY_CHECKS, authenticate, background, create_app
 from bmt_gateway.ratelimit import RateLimiter, retry_after
 from bmt_gateway.revocations import RevokedSessions
 from bmt_gateway.routes import Table

@@ -9,10 +9,11 @@ from pathlib import Path
 from aiohttp import web
 
 from bmt_common import aws
+from bmt_common.app import create_app
 from bmt_common.db import POOL, Connection, postgres_ctx
 from bmt_common.events import OrderConfirmed, OtpRequested, UserRegistered
+from bmt_common.health import READY_CHECKS
 from bmt_common.kafka import Consumer, consumer_ctx
-from bmt_common.web import READY_CHECKS, create_app
 from bmt_mail.mails import Mail, otp_mail, tickets_mail, welcome_mail
 from bmt_mail.settings import MailSettings
 

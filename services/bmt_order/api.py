@@ -14,7 +14,9 @@ from bmt_common.auth import Claims
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OrderClosed, OrderCreated
 from bmt_common.problems import Problem, not_found
-from bmt_common.web import Api, body_of, claims_of, json_response, path_id
+from bmt_common.requests import body_of, claims_of, path_id
+from bmt_common.responses import json_response
+from bmt_common.routes import Api
 from bmt_order import domain
 from bmt_order import repository as repo
 from bmt_order.catalogue import Catalogue

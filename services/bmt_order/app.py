@@ -12,11 +12,11 @@ import aiohttp
 from aiohttp import web
 
 from bmt_common import outbox
+from bmt_common.app import create_app
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, postgres_ctx
 from bmt_common.events import OrderClosed, PaymentSucceeded, ShowtimeCancelled, ShowtimeReleased
 from bmt_common.kafka import Consumer, consumer_ctx
-from bmt_common.web import create_app
 from bmt_order import consumers
 from bmt_order import repository as repo
 from bmt_order.api import CATALOGUE, SETTINGS, api

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from bmt_common.db import POOL
 from bmt_common.problems import Problem
-from bmt_common.web import Api, body_of, claims_of, json_response, path_id
+from bmt_common.requests import body_of, claims_of, path_id
+from bmt_common.responses import json_response
+from bmt_common.routes import Api
 from bmt_payment import domain, flows, momo, vnpay
 from bmt_payment import repository as repo
 from bmt_payment.domain import (

@@ -9,11 +9,11 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bmt_common.app import create_app
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, Connection, postgres_ctx
 from bmt_common.events import OrderClosed, OrderConfirmationFailed, OrderCreated
 from bmt_common.kafka import Consumer, consumer_ctx
-from bmt_common.web import create_app
 from bmt_payment import flows
 from bmt_payment import repository as repo
 from bmt_payment.api import GATEWAYS, HTTP, REFUNDER, SETTINGS, api

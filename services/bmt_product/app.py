@@ -6,11 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bmt_common.app import create_app
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, Connection, postgres_ctx
 from bmt_common.events import MediaUploaded
 from bmt_common.kafka import Consumer, consumer_ctx
-from bmt_common.web import create_app
 from bmt_product import repository as repo
 from bmt_product.api import SETTINGS, api
 from bmt_product.settings import ProductSettings

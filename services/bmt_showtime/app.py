@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bmt_common.app import create_app
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import postgres_ctx
-from bmt_common.web import create_app
 from bmt_showtime.api import HTTP, SETTINGS, api
 from bmt_showtime.settings import ShowtimeSettings
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bmt_common.app import background, create_app
 from bmt_common.kafka import Producer
-from bmt_common.web import background, create_app
 from bmt_upload.settings import UploadSettings
 from bmt_upload.worker import Worker
 

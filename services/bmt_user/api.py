@@ -14,7 +14,9 @@ from bmt_common import outbox
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OtpRequested, SessionRevoked, UserRegistered
 from bmt_common.problems import Problem
-from bmt_common.web import Api, body_of, claims_of, json_response
+from bmt_common.requests import body_of, claims_of
+from bmt_common.responses import json_response
+from bmt_common.routes import Api
 from bmt_user import domain
 from bmt_user import repository as repo
 from bmt_user.domain import (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bmt_common.app import create_app
 from bmt_common.auth import JwtVerifier
 from bmt_common.db import POOL, postgres_ctx
-from bmt_common.web import create_app
 from bmt_user import domain, passwords
 from bmt_user import repository as repo
 from bmt_user.api import SETTINGS, SIGNING_KEY, api

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from bmt_common import migrate_all
+from bmt_common.app import create_app
 from bmt_common.settings import ServiceSettings
-from bmt_common.web import create_app
 from bmt_operator.settings import OperatorSettings
 from bmt_stack.components.services import SPECS, Service, Spec
 from bmt_stack.config import HOST, NODE_HOST_SIDE, NODE_IP, PROJECT_ROOT, StackSettings
@@ -516,7 +516,7 @@ def test_every_variable_the_host_stack_sets_is_set_by_the_chart(
 
 
 def test_probes_ask_for_routes_the_processes_serve(stack: StackSettings) -> None:
-    """The services' probes are bmt_common.web's health routes on the named container port;
+    """The services' probes are bmt_common.health's routes on the named container port;
     the operator's is Kopf's liveness endpoint on BMT_PORT."""
     app = create_app("probe", None, verifier=None, max_body_bytes=1024)
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}

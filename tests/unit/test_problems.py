@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bmt_common.web import problem_middleware
+from bmt_common.middlewares import problem_middleware
 
 
 async def answer_when_raising(exc: BaseException) -> tuple[int, dict[str, str], dict[str, object]]:
