@@ -13,6 +13,7 @@ from bmt_common import health
 from bmt_common.auth import JwtVerifier
 from bmt_common.bearer import VERIFIER
 from bmt_common.health import READY_CHECKS
+from bmt_common.inputs import MAX_BODY, MAX_JSON
 from bmt_common.middlewares import (
     SERVICE,
     observe_middleware,
@@ -20,7 +21,6 @@ from bmt_common.middlewares import (
     request_id_middleware,
 )
 from bmt_common.openapi import build
-from bmt_common.requests import MAX_BODY, MAX_JSON
 from bmt_common.routes import Api
 
 

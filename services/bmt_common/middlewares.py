@@ -13,8 +13,8 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from bmt_common import logs
+from bmt_common.inputs import MAX_BODY
 from bmt_common.problems import Problem
-from bmt_common.requests import MAX_BODY
 from bmt_common.routes import Handler
 
 log = logging.getLogger(__name__)

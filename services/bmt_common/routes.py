@@ -9,8 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bmt_common.bearer import authenticate
+from bmt_common.inputs import read_json, refuse_nul
 from bmt_common.problems import Problem, from_validation
-from bmt_common.requests import read_json, refuse_nul
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -13,8 +13,8 @@ from bmt_common import outbox
 from bmt_common.auth import Claims
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OrderClosed, OrderCreated
+from bmt_common.inputs import body_of, claims_of, path_id
 from bmt_common.problems import Problem, not_found
-from bmt_common.requests import body_of, claims_of, path_id
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_order import domain

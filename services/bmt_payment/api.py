@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bmt_common.db import POOL
+from bmt_common.inputs import body_of, claims_of, path_id
 from bmt_common.problems import Problem
-from bmt_common.requests import body_of, claims_of, path_id
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_payment import domain, flows, momo, vnpay

@@ -13,8 +13,8 @@ from yarl import URL
 
 from bmt_common import aws
 from bmt_common.db import POOL
+from bmt_common.inputs import body_of, path_id, query_of
 from bmt_common.problems import Problem, not_found
-from bmt_common.requests import body_of, path_id, query_of
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_product import domain

@@ -12,8 +12,8 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
 from pydantic import BaseModel, ValidationError
 
+from bmt_common.inputs import read_body, refuse_nul
 from bmt_common.problems import Problem, from_validation
-from bmt_common.requests import read_body, refuse_nul
 from bmt_product.domain import IMAGE_TYPES, VIDEO_TYPES, sniff
 
 M = TypeVar("M", bound=BaseModel)

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from bmt_common.app import create_app
 from bmt_common.fields import Strict
+from bmt_common.inputs import body_of
 from bmt_common.problems import Problem
-from bmt_common.requests import body_of
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_sandbox import momo, pages, protocol, vnpay

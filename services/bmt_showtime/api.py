@@ -11,8 +11,8 @@ from aiohttp import web
 from bmt_common import outbox
 from bmt_common.db import POOL, Connection
 from bmt_common.events import ReleasedSeat, ShowtimeCancelled, ShowtimeReleased
+from bmt_common.inputs import body_of, path_id, query_of
 from bmt_common.problems import Problem, not_found
-from bmt_common.requests import body_of, path_id, query_of
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_showtime import domain

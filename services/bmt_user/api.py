@@ -13,8 +13,8 @@ from aiohttp import web
 from bmt_common import outbox
 from bmt_common.db import POOL, Connection
 from bmt_common.events import OtpRequested, SessionRevoked, UserRegistered
+from bmt_common.inputs import body_of, claims_of
 from bmt_common.problems import Problem
-from bmt_common.requests import body_of, claims_of
 from bmt_common.responses import json_response
 from bmt_common.routes import Api
 from bmt_user import domain

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from security.scene import PROBLEM, any_address
 
-from bmt_common.requests import NUL_MESSAGE
+from bmt_common.inputs import NUL_MESSAGE
 from bmt_stack.config import HOST, StackSettings
 from support import PNG, Client, Mailbox, eventually, sqs_queue_empty
 
