@@ -67,7 +67,7 @@ def refuse_nul(value: Any, where: str) -> None:
     if field is not None:
         raise Problem(
             422,
-            f"The {where} is invalid: {field or where}",
+            f"The {where} is invalid: {field or where}: {NUL_MESSAGE}",
             errors=[{"field": field or where, "message": NUL_MESSAGE}],
         )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -69,12 +70,37 @@ def from_validation(exc: ValidationError, where: str = "body") -> Problem:
     errors = [
         {
             "field": ".".join(str(part) for part in error["loc"]) or where,
-            "message": error["msg"],
+            "message": _message(error),
         }
         for error in exc.errors(include_url=False)
     ]
-    fields = ", ".join(e["field"] for e in errors)
-    return Problem(422, f"The {where} is invalid: {fields}", errors=errors)
+    # The detail is what a client shows a person: each field with its reason, not the field alone.
+    shown = "; ".join(
+        f"it {e['message']}" if e["field"] == where else f"{e['field']}: {e['message']}"
+        for e in errors[:_SHOWN]
+    )
+    if len(errors) > _SHOWN:
+        shown += f" (and {len(errors) - _SHOWN} more)"
+    return Problem(422, f"The {where} is invalid: {shown}", errors=errors)
+
+
+_SHOWN = 3
+# pydantic's wording where it names our classes or its own internals.
+_PLAIN = {
+    "model_type": "should be an object",
+    "dict_type": "should be an object",
+    "model_attributes_type": "should be an object",
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this request",
+}
+
+
+def _message(error: ErrorDetails) -> str:
+    plain = _PLAIN.get(error["type"])
+    if plain is not None:
+        return plain
+    # A validator's ValueError reads "Value error, <our message>".
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def not_found(what: str) -> Problem:

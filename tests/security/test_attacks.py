@@ -580,10 +580,9 @@ async def test_made_up_ticket_codes_are_refused(
         )
         tried("made-up ticket code")
         assert got.status == 422, (code, got)
-        assert got.body["detail"] in (
-            "This is not a valid ticket code",
-            "The body is invalid: code",
-        ), got
+        assert got.body["detail"] == "This is not a valid ticket code" or got.body[
+            "detail"
+        ].startswith("The body is invalid: code: String should have"), got
     # The real codes still check in, once each: nothing above touched them.
     for ticket in (first, second):
         got = await call(

@@ -8,8 +8,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import Field, ValidationError
 
+from bmt_common.fields import Strict
 from bmt_common.middlewares import problem_middleware
+from bmt_common.problems import from_validation
 
 
 async def answer_when_raising(exc: BaseException) -> tuple[int, dict[str, str], dict[str, object]]:
@@ -49,3 +52,39 @@ async def test_a_bug_is_a_500_that_reveals_nothing() -> None:
     assert status == 500
     assert "Retry-After" not in headers
     assert "secret" not in str(body)
+
+
+class _Booking(Strict):
+    seats: list[int] = Field(min_length=1, max_length=2)
+    note: str = ""
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (
+            {"seats": [1, 2, 3]},
+            "The body is invalid: seats: List should have at most 2 items after validation, not 3",
+        ),
+        ({}, "The body is invalid: seats: is required"),
+        ([1], "The body is invalid: it should be an object"),
+        (
+            {"seats": [1], "extra": 1, "note": 5},
+            "The body is invalid: note: Input should be a valid string; extra: is not a field"
+            " of this request",
+        ),
+        (
+            {"seats": ["a", "b"], "note": 1, "x": 1, "y": 2},
+            "The body is invalid: seats.0: Input should be a valid integer, unable to parse string"
+            " as an integer; seats.1: Input should be a valid integer, unable to parse string as"
+            " an integer; note: Input should be a valid string (and 2 more)",
+        ),
+    ],
+)
+def test_a_validation_detail_gives_each_field_its_reason(data: object, detail: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _Booking.model_validate(data)
+    problem = from_validation(caught.value)
+    assert problem.detail == detail
+    assert problem.errors
+    assert all(e["message"] and "_Booking" not in e["message"] for e in problem.errors)
