@@ -14,7 +14,6 @@ import kopf
 from bmt_common.events import DATABASES
 from bmt_operator import provision
 from bmt_operator.conditions import conditions
-from bmt_operator.events import record
 from bmt_operator.metrics import measured
 from bmt_operator.services import Refused, Services, Unavailable
 from bmt_operator.settings import OperatorSettings
@@ -27,6 +26,7 @@ SETTINGS = OperatorSettings()
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.INFO  # what the operator did shows as Kubernetes Events
+    settings.posting.reporting_component = "bmt-operator"
     settings.persistence.finalizer = "bmt.dev/finalizer"
     settings.watching.server_timeout = 60
     memo.services = Services(SETTINGS)
@@ -146,7 +146,9 @@ class Ctx:
     async def note(self, reason: str, message: str, *, warning: bool = False) -> None:
         (self.logger.warning if warning else self.logger.info)(message)
         if self.announce or warning:
-            await record(self.body, reason, message, warning=warning)
+            # Kopf's own poster: queued, posted in the background, retried, cut to 1 KiB.
+            post = kopf.warn if warning else kopf.info
+            post(self.body, reason=reason, message=message)
 
 
 # Indices: what handlers need to know about other resources, kept by Kopf from its watches.
