@@ -12,6 +12,7 @@ ever reconciling at once. A clean stop releases the lease, so the standby takes 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -305,11 +306,17 @@ class KubeLeases:
     async def _login(self) -> aiohttp.ClientSession:
         if self._session is not None:
             await self._session.close()
-        info = kopf.login_via_client(logger=logger, settings=kopf.OperatorSettings())
+        # Kopf's own credential readers, which need no Kubernetes client library (the image has
+        # none): the pod's service account, else the kubeconfig.
+        settings = kopf.OperatorSettings()
+        info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
         if info is None:
             raise ApiError("no Kubernetes credentials (neither in-cluster nor kubeconfig)")
         context = ssl.create_default_context(
-            cafile=os.fsdecode(info.ca_path) if info.ca_path else None
+            cafile=os.fsdecode(info.ca_path) if info.ca_path else None,
+            cadata=base64.b64decode(info.ca_data).decode() if info.ca_data else None,
         )
         if info.insecure:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE

@@ -193,7 +193,15 @@ def test_killing_the_active_operator_hands_over_within_15s(
 ) -> None:
     operators = [p for p in _pods(kube, "app.kubernetes.io/component=operator") if _ready(p)]
     assert len(operators) == 2, [p["metadata"]["name"] for p in operators]
-    leader = _holder(kube)  # <pod>_<random>, a new one per process
+    names = {p["metadata"]["name"] for p in operators}
+
+    async def elected() -> str | None:
+        # <pod>_<random>, a new one per process; a lease left by an earlier release's pods
+        # expires before one of these takes it.
+        holder = await asyncio.to_thread(_holder, kube)
+        return holder if holder.split("_")[0] in names else None
+
+    leader = asyncio.run(eventually(elected, 30, "one of the operator pods holding the lease"))
     victim = next(p for p in operators if p["metadata"]["name"] == leader.split("_")[0])
     killed = time.monotonic()
     os.kill(_host_pid(bmt_platform, victim), signal.SIGKILL)

@@ -75,7 +75,8 @@ async def test_the_client_cannot_choose_its_role(
         },
     )
     assert status == 422
-    assert problem["errors"] == [{"field": "role", "message": "Extra inputs are not permitted"}]
+    assert problem["errors"] == [{"field": "role", "message": "is not a field of this request"}]
+    assert problem["detail"] == "The body is invalid: role: is not a field of this request"
 
 
 async def test_five_wrong_codes_lock_the_code(client: Client, mailbox: Mailbox, email: str) -> None:
