@@ -81,9 +81,13 @@ async def _store(
         log.error("media upload failed: %s", exc)
         raise Problem(503, "The media store is unavailable; nothing was saved") from None
     finally:
-        for staged in files.values():
-            staged.file.close()
+        _discard(files)
     return keys
+
+
+def _discard(files: dict[str, StagedFile]) -> None:
+    for staged in files.values():
+        staged.file.close()
 
 
 @api.route(
@@ -104,7 +108,9 @@ async def add_film(request: web.Request) -> web.Response:
     form = validate(FilmForm, fields)
     async with request.app[POOL].acquire() as conn:
         film_id = await repo.next_film_id(conn)
-        keys = await _store(settings, "film", film_id, files)
+    # The upload runs with no connection held: a slow store must not starve the pool.
+    keys = await _store(settings, "film", film_id, files)
+    async with request.app[POOL].acquire() as conn:
         await repo.insert_film(
             conn,
             film_id,
@@ -138,9 +144,12 @@ async def update_film(request: web.Request) -> web.Response:
     fields, files = await read_form(request, FILM_FILES, _limits(settings))
     patch = validate(FilmPatch, fields)
     async with request.app[POOL].acquire() as conn:
-        if await repo.film(conn, film_id) is None:
-            raise not_found(f"Film {film_id}")
-        keys = await _store(settings, "film", film_id, files)
+        exists = await repo.film(conn, film_id) is not None
+    if not exists:
+        _discard(files)
+        raise not_found(f"Film {film_id}")
+    keys = await _store(settings, "film", film_id, files)
+    async with request.app[POOL].acquire() as conn:
         await repo.update_film(
             conn,
             film_id,
@@ -211,24 +220,25 @@ async def put_film(request: web.Request) -> web.Response:
         for name, media in (("poster", spec.poster), ("trailer", spec.trailer))
         if media is not None
     }
-    async with request.app[POOL].acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"film:{key}")
-            row = await repo.film_by_key(conn, key)
-            film_id = row["id"] if row else await repo.next_film_id(conn)
-            if row is None:
-                await repo.insert_film_by_key(conn, film_id, key)
-            # Only media whose source changed are imported again.
-            changed = {
-                name: source
-                for name, source in sources.items()
-                if row is None or row[f"{name}_source"] != source
-            }
-        staged = {
-            name: await _import(request, name, getattr(spec, name), FILM_FILES[name])
-            for name in changed
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"film:{key}")
+        row = await repo.film_by_key(conn, key)
+        film_id = row["id"] if row else await repo.next_film_id(conn)
+        if row is None:
+            await repo.insert_film_by_key(conn, film_id, key)
+        # Only media whose source changed are imported again.
+        changed = {
+            name: source
+            for name, source in sources.items()
+            if row is None or row[f"{name}_source"] != source
         }
-        keys = await _store(request.app[SETTINGS], "film", film_id, staged)
+    # Fetched and stored with no connection held (another service's URL, then S3).
+    staged = {
+        name: await _import(request, name, getattr(spec, name), FILM_FILES[name])
+        for name in changed
+    }
+    keys = await _store(request.app[SETTINGS], "film", film_id, staged)
+    async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
             await repo.update_film(
                 conn,
@@ -321,7 +331,8 @@ async def add_fab(request: web.Request) -> web.Response:
     form = validate(FabForm, fields)
     async with request.app[POOL].acquire() as conn:
         fab_id = await repo.next_fab_id(conn)
-        keys = await _store(settings, "fab", fab_id, files)
+    keys = await _store(settings, "fab", fab_id, files)
+    async with request.app[POOL].acquire() as conn:
         await repo.insert_fab(conn, fab_id, form.name, form.kind, form.price, keys.get("image"))
         row = await repo.fab(conn, fab_id)
     assert row is not None
@@ -344,9 +355,12 @@ async def update_fab(request: web.Request) -> web.Response:
     fields, files = await read_form(request, FAB_FILES, _limits(settings))
     patch = validate(FabPatch, fields)
     async with request.app[POOL].acquire() as conn:
-        if await repo.fab(conn, fab_id) is None:
-            raise not_found(f"Food or drink {fab_id}")
-        keys = await _store(settings, "fab", fab_id, files)
+        exists = await repo.fab(conn, fab_id) is not None
+    if not exists:
+        _discard(files)
+        raise not_found(f"Food or drink {fab_id}")
+    keys = await _store(settings, "fab", fab_id, files)
+    async with request.app[POOL].acquire() as conn:
         await repo.update_fab(
             conn, fab_id, **patch.model_dump(exclude_none=True), image_key=keys.get("image")
         )

@@ -198,6 +198,15 @@ async def _film_duration(request: web.Request, film_id: int) -> int:
         raise Problem(503, "The film catalogue is unavailable; try again shortly") from None
 
 
+def _refuse_past(starts_at: dt.datetime) -> None:
+    if starts_at <= dt.datetime.now(dt.UTC):
+        raise Problem(
+            422,
+            "A showtime cannot start in the past",
+            errors=[{"field": "starts_at", "message": "must be in the future"}],
+        )
+
+
 async def _place(
     request: web.Request,
     conn: Connection,
@@ -206,16 +215,10 @@ async def _place(
     film_id: int,
     hall_id: int,
     starts_at: dt.datetime,
+    duration: int,
 ) -> int:
-    if starts_at <= dt.datetime.now(dt.UTC):
-        raise Problem(
-            422,
-            "A showtime cannot start in the past",
-            errors=[{"field": "starts_at", "message": "must be in the future"}],
-        )
-    ends_at = domain.ends_at(
-        starts_at, await _film_duration(request, film_id), request.app[SETTINGS].cleaning_minutes
-    )
+    _refuse_past(starts_at)
+    ends_at = domain.ends_at(starts_at, duration, request.app[SETTINGS].cleaning_minutes)
     try:
         async with conn.transaction():
             if existing is None:
@@ -257,9 +260,12 @@ def _showtime(row: asyncpg.Record) -> Showtime:
 )
 async def add_showtime(request: web.Request) -> web.Response:
     spec = body_of(request, ShowtimeSpec)
+    _refuse_past(spec.starts_at)
+    # The film's length comes from the product service before a connection is taken.
+    duration = await _film_duration(request, spec.film_id)
     async with request.app[POOL].acquire() as conn:
         showtime_id = await _place(
-            request, conn, None, None, spec.film_id, spec.hall_id, spec.starts_at
+            request, conn, None, None, spec.film_id, spec.hall_id, spec.starts_at, duration
         )
         row = await repo.showtime(conn, showtime_id)
     assert row is not None
@@ -278,45 +284,57 @@ async def add_showtime(request: web.Request) -> web.Response:
 )
 async def put_showtime(request: web.Request) -> web.Response:
     spec, key = body_of(request, ShowtimeByKey), request.match_info["key"]
-    async with request.app[POOL].acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"showtime:{key}")
-        try:
-            cinema = await repo.cinema_by_key(conn, spec.cinema_key)
-            if cinema is None:
-                raise Problem(422, f"Cinema {spec.cinema_key!r} does not exist")
-            hall_id = (await repo.hall_ids(conn, cinema["id"])).get(spec.hall)
-            if hall_id is None:
-                raise Problem(422, f"Cinema {spec.cinema_key!r} has no hall {spec.hall!r}")
-            row = await repo.showtime_by_key(conn, key)
-            if row is None or not row["released"]:
-                current = row["id"] if row else None
-                same = row is not None and (row["film_id"], row["hall_id"], row["starts_at"]) == (
-                    spec.film_id,
-                    hall_id,
-                    spec.starts_at,
-                )
-                showtime_id = (
-                    current
-                    if same and current
-                    else await _place(
-                        request, conn, key, current, spec.film_id, hall_id, spec.starts_at
-                    )
-                )
-            elif (row["film_id"], row["hall_id"], row["starts_at"]) != (
-                spec.film_id,
-                hall_id,
-                spec.starts_at,
-            ):
-                raise Problem(409, "A released showtime keeps its film, hall and start time")
-            else:
-                showtime_id = row["id"]
-            if spec.released:
-                await _release(conn, showtime_id)
-            row = await repo.showtime(conn, showtime_id)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"showtime:{key}")
-    assert row is not None
-    return json_response(_showtime(row))
+    duration: int | None = None
+    while True:
+        async with request.app[POOL].acquire() as conn:
+            # One writer per key; the lock is a session's, so it spans the inner transactions.
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"showtime:{key}")
+            try:
+                row = await _put_by_key(request, conn, key, spec, duration)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"showtime:{key}")
+        if row is not None:
+            return json_response(_showtime(row))
+        # Placing it needs the film's length: asked of the product service with no lock or
+        # connection held, then decided again under the lock.
+        duration = await _film_duration(request, spec.film_id)
+
+
+async def _put_by_key(
+    request: web.Request,
+    conn: Connection,
+    key: str,
+    spec: ShowtimeByKey,
+    duration: int | None,
+) -> asyncpg.Record | None:
+    """The showtime as the spec wants it; None when placing it needs the film's duration."""
+    cinema = await repo.cinema_by_key(conn, spec.cinema_key)
+    if cinema is None:
+        raise Problem(422, f"Cinema {spec.cinema_key!r} does not exist")
+    hall_id = (await repo.hall_ids(conn, cinema["id"])).get(spec.hall)
+    if hall_id is None:
+        raise Problem(422, f"Cinema {spec.cinema_key!r} has no hall {spec.hall!r}")
+    row = await repo.showtime_by_key(conn, key)
+    wanted = (spec.film_id, hall_id, spec.starts_at)
+    same = row is not None and (row["film_id"], row["hall_id"], row["starts_at"]) == wanted
+    if row is not None and row["released"] and not same:
+        raise Problem(409, "A released showtime keeps its film, hall and start time")
+    if row is not None and same:
+        showtime_id = row["id"]
+    elif duration is None:
+        _refuse_past(spec.starts_at)
+        return None
+    else:
+        current = row["id"] if row else None
+        showtime_id = await _place(
+            request, conn, key, current, spec.film_id, hall_id, spec.starts_at, duration
+        )
+    if spec.released:
+        await _release(conn, showtime_id)
+    placed = await repo.showtime(conn, showtime_id)
+    if placed is None:  # withdrawn by a DELETE between our statements
+        raise not_found(f"Showtime {key!r}")
+    return placed
 
 
 @api.route(

@@ -114,23 +114,36 @@ class CinemaList(BaseModel):
     items: list[Cinema]
 
 
+# Showtimes start in this window (UTC): a film's end and its sales windows are computed from the
+# start, and 9999-12-31T23:30Z overflowed (a 500, and an operator retrying for ever).
+EARLIEST_START = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_START = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def _bounded_start(starts_at: dt.datetime) -> dt.datetime:
+    if starts_at.tzinfo is None:
+        raise ValueError("it needs a time zone, e.g. 2026-12-01T19:30:00+07:00")
+    if not EARLIEST_START <= starts_at < LATEST_START:
+        raise ValueError(
+            f"it must be from {EARLIEST_START:%Y-%m-%d} to before {LATEST_START:%Y-%m-%d} (UTC)"
+        )
+    return starts_at
+
+
+StartsAt = Annotated[dt.datetime, AfterValidator(_bounded_start)]
+
+
 class ShowtimeSpec(Strict):
     film_id: Id
     hall_id: Id
-    starts_at: dt.datetime
-
-    @model_validator(mode="after")
-    def aware(self) -> ShowtimeSpec:
-        if self.starts_at.tzinfo is None:
-            raise ValueError("starts_at needs a time zone, e.g. 2026-12-01T19:30:00+07:00")
-        return self
+    starts_at: StartsAt
 
 
 class ShowtimeByKey(Strict):
     film_id: Id
     cinema_key: str = Field(min_length=1, max_length=200)
     hall: str = Field(min_length=1, max_length=50)
-    starts_at: dt.datetime
+    starts_at: StartsAt
     released: bool = False
 
 
