@@ -5,10 +5,14 @@ its renew deadline has passed."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +20,10 @@ from typing import NoReturn
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from prometheus_client import REGISTRY
 
 from bmt_operator import leader
@@ -411,3 +419,68 @@ def test_identity_and_namespace_come_from_the_downward_api(
     assert leader.namespace() == "default"
     (tmp_path / "namespace").write_text("from-the-token\n")
     assert leader.namespace() == "from-the-token"
+
+
+def test_the_lease_client_signs_in_without_the_kubernetes_library(tmp_path: Path) -> None:
+    """The image has no kubernetes package: credentials come from Kopf's own readers."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = datetime.now(UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "clusters": [
+                    {
+                        "name": "k",
+                        "cluster": {
+                            "server": "https://127.0.0.1:6443",
+                            "certificate-authority-data": base64.b64encode(
+                                ca.public_bytes(serialization.Encoding.PEM)
+                            ).decode(),
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+            }
+        )
+    )
+    probe = (
+        "import asyncio, sys\n"
+        "sys.modules['kubernetes'] = None  # importing it now fails\n"
+        "from bmt_operator.leader import KubeLeases\n"
+        "async def main():\n"
+        "    leases = KubeLeases('bmt', 'bmt-operator')\n"
+        "    session = await leases._login()\n"
+        "    print(session.headers['Authorization'], leases._path(True))\n"
+        "    await session.close()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "Bearer",
+        "t0ken",
+        "https://127.0.0.1:6443/apis/coordination.k8s.io/v1/namespaces/bmt/leases/bmt-operator",
+    ]
