@@ -57,6 +57,21 @@ def _pods(kube: Kube, selector: str = "app.kubernetes.io/instance=bmt") -> list[
     return items
 
 
+def _pod_states(kube: Kube, component: str) -> list[str]:
+    """What a component's pods are doing, for a failure message."""
+    states = []
+    for pod in _pods(kube, f"app.kubernetes.io/component={component}"):
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        containers = [
+            f"{c['name']} restarts={c['restartCount']} state={c['state']} last={c['lastState']}"
+            for c in pod["status"].get("containerStatuses", [])
+        ]
+        states.append(
+            f"{pod['metadata']['name']} {pod['status'].get('phase')} {conditions} {containers}"
+        )
+    return states
+
+
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
     return pod["metadata"].get("deletionTimestamp") is None and conditions.get("Ready") == "True"
@@ -364,7 +379,11 @@ async def test_deleted_pods_are_replaced_and_lose_nothing(
                 victim = (await asyncio.to_thread(_holder, kube)).split("_")[0]
             deleted = time.monotonic()
             await asyncio.to_thread(kube.run, "-n", NS, "delete", "pod", victim, "--wait=false")
-            await eventually(lambda: _all_available(kube), 120, f"{victim} replaced")
+            try:
+                await eventually(lambda: _all_available(kube), 180, f"{victim} replaced")
+            except AssertionError as exc:
+                states = await asyncio.to_thread(_pod_states, kube, component)
+                raise AssertionError(f"{exc}; {component} pods: {states}") from None
             replaced.append(f"{component} {time.monotonic() - deleted:.0f}s")
     finally:
         shop.stop.set()
