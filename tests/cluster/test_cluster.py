@@ -383,7 +383,16 @@ async def test_deleted_pods_are_replaced_and_lose_nothing(
                 await eventually(lambda: _all_available(kube), 180, f"{victim} replaced")
             except AssertionError as exc:
                 states = await asyncio.to_thread(_pod_states, kube, component)
-                raise AssertionError(f"{exc}; {component} pods: {states}") from None
+                lagging = [
+                    f"{d['metadata']['name']} {d['status']}"
+                    for d in await asyncio.to_thread(_deployments, kube)
+                    if d["status"].get("availableReplicas") != d["spec"]["replicas"]
+                    or d["status"].get("replicas") != d["spec"]["replicas"]
+                    or d["status"].get("updatedReplicas") != d["spec"]["replicas"]
+                ]
+                raise AssertionError(
+                    f"{exc}; {component} pods: {states}; Deployments not settled: {lagging}"
+                ) from None
             replaced.append(f"{component} {time.monotonic() - deleted:.0f}s")
     finally:
         shop.stop.set()
