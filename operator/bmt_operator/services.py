@@ -3,6 +3,7 @@ admin's access token, addressed by external key (`<namespace>.<name>`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -30,6 +31,9 @@ class Services:
         self._http: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._token_until = 0.0
+        # One login at a time: at start-up hundreds of handlers need a token at once, and a login
+        # each (argon2 on the user service) starved the operator's own lease renewals.
+        self._login_lock = asyncio.Lock()
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -44,6 +48,12 @@ class Services:
     async def _login(self) -> str:
         if self._token and time.monotonic() < self._token_until:
             return self._token
+        async with self._login_lock:
+            if self._token and time.monotonic() < self._token_until:
+                return self._token  # another handler signed in meanwhile
+            return await self._sign_in()
+
+    async def _sign_in(self) -> str:
         body = await self._send(
             "POST",
             f"{self.settings.user_url}/v1/auth/login",
