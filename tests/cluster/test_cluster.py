@@ -273,6 +273,10 @@ class Booker:
         return [asyncio.create_task(self._one(c)) for c in self.customers]
 
 
+async def _sent(booker: Booker) -> bool | None:
+    return True if booker.requests else None
+
+
 async def _booker(
     admin: Client, make_user: Callable[..., Awaitable[Client]], unique: str
 ) -> Booker:
@@ -301,7 +305,8 @@ async def test_an_upgrade_rolls_every_deployment_without_a_failed_request(
     load = booker.run()
     started = time.monotonic()
     try:
-        await asyncio.sleep(0)  # the clients' first requests go out before the upgrade
+        # The clients are booking before the upgrade starts.
+        await eventually(lambda: _sent(booker), 30, "the clients' first requests")
         tag = cluster.current_tag(bmt_platform)
         # A changed configuration: every pod template's checksum changes, every Deployment rolls.
         await asyncio.to_thread(
@@ -454,7 +459,8 @@ def test_a_drain_is_held_by_the_disruption_budgets(
                 if name in lowest:
                     available = d["status"].get("availableReplicas") or 0
                     lowest[name] = min(lowest[name], available)
-            time.sleep(0.5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                drain.wait(timeout=0.5)  # sample the budgets twice a second until drain ends
         output = drain.stdout.read() if drain.stdout else ""
     finally:
         kube.run("uncordon", "bmt-node")
